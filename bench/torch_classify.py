@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""PyTorch reference for dtrain's MNIST classification benchmark.
+
+Trains LeNet-5 or a one-hidden-layer MLP with Adam (lr 1e-3) and
+cross-entropy, reshuffling every epoch, then evaluates test accuracy.
+Only the training loop is timed; data loading, warm-up and evaluation
+are not.  Prints one JSON line on stdout.
+
+Run with Debian's interpreter (/usr/bin/python3), where torch is
+installed.  OpenBLAS reads OPENBLAS_NUM_THREADS once, when the library
+is loaded, so --openblas-threads sets it before torch is imported.
+"""
+import argparse
+import copy
+import ctypes
+import json
+import os
+import sys
+import time
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--model', choices=('lenet', 'mlp'), required=True)
+    p.add_argument('--data', required=True,
+                   help='HDF5 file with /train and /test images, labels')
+    p.add_argument('--epochs', type=int, default=1)
+    p.add_argument('--batch', type=int, default=64)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--torch-threads', type=int, default=1,
+                   help='torch intra-op threads (torch.set_num_threads)')
+    p.add_argument('--openblas-threads', type=int, default=None,
+                   help='sets OPENBLAS_NUM_THREADS before importing torch '
+                        '(default: leave the environment as it is)')
+    p.add_argument('--warmup', type=int, default=5,
+                   help='untimed steps on a throw-away copy of the model')
+    return p.parse_args()
+
+
+args = parse_args()
+if args.openblas_threads is not None:
+    os.environ['OPENBLAS_NUM_THREADS'] = str(args.openblas_threads)
+
+import h5py  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+MEAN, STD = 0.1307, 0.3081
+
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(84, 10))
+
+
+def mlp():
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 256), nn.ReLU(),
+        nn.Linear(256, 10))
+
+
+def load(h5, split):
+    """Return normalised N x 1 x 28 x 28 float images and int64 labels."""
+    images = torch.from_numpy(h5[split + '/images'][()])  # N x 28 x 28 x 1
+    labels = torch.from_numpy(h5[split + '/labels'][()])
+    x = images.permute(0, 3, 1, 2).float().div(255).sub(MEAN).div(STD)
+    return x.contiguous(), labels.long()
+
+
+def openblas_threads():
+    """Threads the loaded OpenBLAS will use, or None if it is not loaded."""
+    try:
+        return ctypes.CDLL('libopenblas.so.0').openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return None
+
+
+def step(model, opt, loss_fn, x, y):
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def train(model, x, y, args):
+    """Train in place; return (seconds, mean loss of the last epoch)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(args.seed)
+    n = len(x)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(args.epochs):
+        order = torch.randperm(n, generator=gen)
+        total = torch.zeros(())
+        for i in range(0, n, args.batch):
+            idx = order[i:i + args.batch]
+            total += step(model, opt, loss_fn, x[idx], y[idx]) * len(idx)
+    seconds = time.perf_counter() - start
+    return seconds, total.item() / n
+
+
+@torch.no_grad()
+def accuracy(model, x, y, batch=1000):
+    model.eval()
+    correct = sum((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()
+                  for i in range(0, len(x), batch))
+    return int(correct) / len(x)
+
+
+def warm_up(model, x, y, args):
+    """Run a few steps on a copy, so allocator and kernel caches are hot."""
+    model = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    for i in range(args.warmup):
+        j = i * args.batch % len(x)
+        step(model, opt, loss_fn, x[j:j + args.batch], y[j:j + args.batch])
+
+
+def main():
+    torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(args.seed)
+    with h5py.File(args.data, 'r') as h5:
+        x_train, y_train = load(h5, 'train')
+        x_test, y_test = load(h5, 'test')
+
+    model = lenet() if args.model == 'lenet' else mlp()
+    warm_up(model, x_train, y_train, args)
+    seconds, train_loss = train(model, x_train, y_train, args)
+    test_acc = accuracy(model, x_test, y_test)
+
+    result = {
+        'model': args.model,
+        'images_per_s': round(args.epochs * len(x_train) / seconds, 1),
+        'torch_threads': torch.get_num_threads(),
+        'openblas_threads': openblas_threads(),
+        'epochs': args.epochs,
+        'batch': args.batch,
+        'seed': args.seed,
+        'n_train': len(x_train),
+        'train_seconds': round(seconds, 4),
+        'train_loss': round(train_loss, 5),
+        'test_acc': round(test_acc, 5),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,222 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int find(const config *c, const char *key) {
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->spec[i]->key, key) == 0) return i;
+    return -1;
+}
+
+static int parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "lo..hi" bounds; either side may be empty for an open bound */
+static int in_range(const char *allowed, double v) {
+    if (!allowed) return 1;
+    const char *dots = strstr(allowed, "..");
+    if (!dots) return 1;
+    char lo[64] = {0};
+    size_t n = (size_t)(dots - allowed);
+    if (n >= sizeof lo) return 1;
+    memcpy(lo, allowed, n);
+    double b;
+    if (n && parse_double(lo, &b) == 0 && v < b) return 0;
+    if (dots[2] && parse_double(dots + 2, &b) == 0 && v > b) return 0;
+    return 1;
+}
+
+static int enum_ok(const char *allowed, const char *v) {
+    size_t len = strlen(v);
+    for (const char *p = allowed; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, v, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static int validate(const cfg_spec *s, const char *v, char *err, size_t errlen) {
+    long l;
+    double d;
+    switch (s->type) {
+    case CFG_INT:
+        if (parse_long(v, &l) != 0 || !in_range(s->allowed, (double)l)) {
+            snprintf(err, errlen, "bad value '%s' for key '%s': expected an integer%s%s", v,
+                     s->key, s->allowed ? " in " : "", s->allowed ? s->allowed : "");
+            return -1;
+        }
+        return 0;
+    case CFG_FLOAT:
+        if (parse_double(v, &d) != 0 || !in_range(s->allowed, d)) {
+            snprintf(err, errlen, "bad value '%s' for key '%s': expected a number%s%s", v,
+                     s->key, s->allowed ? " in " : "", s->allowed ? s->allowed : "");
+            return -1;
+        }
+        return 0;
+    case CFG_ENUM:
+        if (!enum_ok(s->allowed, v)) {
+            snprintf(err, errlen, "bad value '%s' for key '%s': expected one of %s", v, s->key,
+                     s->allowed);
+            return -1;
+        }
+        return 0;
+    case CFG_STRING:
+        return 0;
+    }
+    return 0;
+}
+
+int config_declare(config *c, const cfg_spec *specs, char *err, size_t errlen) {
+    for (const cfg_spec *s = specs; s->key; s++) {
+        if (find(c, s->key) >= 0) {
+            snprintf(err, errlen, "config key '%s' declared twice", s->key);
+            return -1;
+        }
+        if (c->n == CFG_MAX_KEYS) {
+            snprintf(err, errlen, "too many config keys (max %d)", CFG_MAX_KEYS);
+            return -1;
+        }
+        if (validate(s, s->def, err, errlen) != 0) return -1;
+        c->spec[c->n] = s;
+        c->value[c->n] = xstrdup(s->def);
+        snprintf(c->source[c->n], sizeof c->source[0], "default");
+        c->n++;
+    }
+    return 0;
+}
+
+static void list_keys(const config *c, char *buf, size_t len) {
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < c->n && off + 2 < len; i++) {
+        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", c->spec[i]->key);
+        if (w < 0) break;
+        off += (size_t)w;
+    }
+}
+
+int config_set(config *c, const char *key, const char *value, const char *source, char *err,
+               size_t errlen) {
+    int i = find(c, key);
+    if (i < 0) {
+        char keys[1024];
+        list_keys(c, keys, sizeof keys);
+        snprintf(err, errlen, "unknown config key '%s' (known keys: %s)", key, keys);
+        return -1;
+    }
+    if (validate(c->spec[i], value, err, errlen) != 0) return -1;
+    free(c->value[i]);
+    c->value[i] = xstrdup(value);
+    snprintf(c->source[i], sizeof c->source[0], "%s", source);
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int config_load_file(config *c, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected 'key = value', got '%s'", path, lineno, s);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        char e2[768];
+        if (config_set(c, key, val, "file", e2, sizeof e2) != 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int config_has(const config *c, const char *key) { return find(c, key) >= 0; }
+
+static int must_find(const config *c, const char *key) {
+    int i = find(c, key);
+    if (i < 0) DIE("internal error: config key '%s' was never declared", key);
+    return i;
+}
+
+const char *config_str(const config *c, const char *key) { return c->value[must_find(c, key)]; }
+
+long config_int(const config *c, const char *key) {
+    return strtol(c->value[must_find(c, key)], NULL, 10);
+}
+
+double config_float(const config *c, const char *key) {
+    return strtod(c->value[must_find(c, key)], NULL);
+}
+
+void config_write(const config *c, FILE *f) {
+    for (int i = 0; i < c->n; i++) fprintf(f, "%s = %s\n", c->spec[i]->key, c->value[i]);
+}
+
+char *config_to_string(const config *c) {
+    size_t cap = 64;
+    for (int i = 0; i < c->n; i++) cap += strlen(c->spec[i]->key) + strlen(c->value[i]) + 5;
+    char *s = xmalloc(cap);
+    size_t off = 0;
+    for (int i = 0; i < c->n; i++)
+        off += (size_t)snprintf(s + off, cap - off, "%s = %s\n", c->spec[i]->key, c->value[i]);
+    s[off] = '\0';
+    return s;
+}
+
+void config_print_help(const config *c, FILE *f) {
+    for (int i = 0; i < c->n; i++) {
+        const cfg_spec *s = c->spec[i];
+        fprintf(f, "  --%-18s %s (default %s%s%s)\n", s->key, s->help, s->def[0] ? s->def : "''",
+                s->allowed ? "; " : "", s->allowed ? s->allowed : "");
+    }
+}
+
+void config_free(config *c) {
+    for (int i = 0; i < c->n; i++) free(c->value[i]);
+    c->n = 0;
+}

@@ -1,0 +1,56 @@
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "util.h"
+
+/* 16 floats = 64 bytes: every tensor starts on a cache line and an AVX-512 vector */
+#define ALIGN_FLOATS 16
+
+int model_add(model *m, const char *name, int ndim, const int *shape, int decay) {
+    if (m->params) DIE("model_add('%s') after model_alloc", name);
+    if (ndim < 1 || ndim > TENSOR_MAX_DIMS) DIE("tensor '%s': bad rank %d", name, ndim);
+    if (strlen(name) >= TENSOR_NAME_MAX) DIE("tensor name too long: '%s'", name);
+    if (model_find(m, name) >= 0) DIE("tensor '%s' declared twice", name);
+    if (m->ntensors == m->cap) {
+        m->cap = m->cap ? 2 * m->cap : 16;
+        m->tensors = xrealloc(m->tensors, (size_t)m->cap * sizeof *m->tensors);
+    }
+    tensor_info *t = &m->tensors[m->ntensors];
+    memset(t, 0, sizeof *t);
+    strcpy(t->name, name);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] <= 0) DIE("tensor '%s': bad dimension %d", name, shape[d]);
+        t->shape[d] = shape[d];
+        t->numel *= (size_t)shape[d];
+    }
+    t->decay = decay;
+    t->offset = m->nfloats;
+    m->nfloats += (t->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+    m->nparams += t->numel;
+    return m->ntensors++;
+}
+
+void model_alloc(model *m) {
+    m->params = kernels_alloc(m->nfloats);
+    m->grads = kernels_alloc(m->nfloats);
+}
+
+void model_free(model *m) {
+    kernels_free(m->params);
+    kernels_free(m->grads);
+    free(m->tensors);
+    memset(m, 0, sizeof *m);
+}
+
+int model_find(const model *m, const char *name) {
+    for (int i = 0; i < m->ntensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+void model_zero_grads(model *m) { memset(m->grads, 0, m->nfloats * sizeof(float)); }

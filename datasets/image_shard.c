@@ -1,0 +1,333 @@
+/* image_shard.c: one rank's contiguous shard of /SPLIT/images and /SPLIT/labels, held in
+ * memory, with a per-epoch permutation. */
+#include "image_shard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "ds_util.h"
+
+struct image_shard {
+    long total, begin, size;
+    int height, width, channels;
+    int rank;
+    size_t example_bytes; /* height * width * channels */
+    uint8_t *images;      /* size x example_bytes, in file order */
+    uint8_t *labels;      /* size */
+    long *order;          /* this epoch's order: shard-local indices */
+};
+
+/* floor(rank * total / world) without the overflow of rank * total */
+long shard_begin(int rank, int world, long total) {
+    if (world <= 0 || rank <= 0 || total <= 0) return 0;
+    if (rank >= world) return total;
+    long q = total / world, m = total % world;
+    return q * rank + m * rank / world;
+}
+
+/* ---- opening and validating -------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    char *err;
+    size_t errlen;
+} opener;
+
+/* Each prefix is tested in turn because H5Lexists fails, rather than answering "no", when
+ * an intermediate group is missing. */
+static int link_exists(hid_t file, const char *dpath) {
+    char prefix[512];
+    size_t len = strlen(dpath);
+    if (len >= sizeof prefix) return 0;
+    for (size_t i = 1; i <= len; i++) {
+        if (dpath[i] != '/' && dpath[i] != '\0') continue;
+        memcpy(prefix, dpath, i);
+        prefix[i] = '\0';
+        if (H5Lexists(file, prefix, H5P_DEFAULT) <= 0) return 0;
+    }
+    return 1;
+}
+
+/* "uint8", "int16", "float32", ... for messages */
+static void type_name(hid_t type, char *buf, size_t len) {
+    size_t bits = H5Tget_size(type) * 8;
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+        break;
+    case H5T_FLOAT: snprintf(buf, len, "float%zu", bits); break;
+    case H5T_STRING: snprintf(buf, len, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
+    default: snprintf(buf, len, "a non-numeric type"); break;
+    }
+}
+
+static int check_uint8(const opener *o, hid_t dset, const char *dpath) {
+    hid_t type = H5Dget_type(dset);
+    if (type < 0) return ds_fail(o->err, o->errlen, "%s: %s: cannot read its type", o->path, dpath);
+    int ok = H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
+    char got[32];
+    type_name(type, got, sizeof got);
+    H5Tclose(type);
+    if (!ok) return ds_fail(o->err, o->errlen, "%s: %s: expected uint8, got %s", o->path, dpath, got);
+    return 0;
+}
+
+/* Opens the dataset at dpath, checks that it is uint8 and reads its shape. */
+static hid_t open_u8(const opener *o, hid_t file, const char *dpath, const char *expect, int *rank,
+                     hsize_t dims[4]) {
+    if (!link_exists(file, dpath)) {
+        ds_fail(o->err, o->errlen, "%s: %s: not found: expected %s", o->path, dpath, expect);
+        return H5I_INVALID_HID;
+    }
+    hid_t dset = H5Dopen2(file, dpath, H5P_DEFAULT);
+    if (dset < 0) {
+        ds_fail(o->err, o->errlen, "%s: %s: not a dataset: expected %s", o->path, dpath, expect);
+        return H5I_INVALID_HID;
+    }
+    hid_t space = H5Dget_space(dset);
+    *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    if (*rank >= 0 && *rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
+    if (space >= 0) H5Sclose(space);
+    if (check_uint8(o, dset, dpath) != 0) {
+        H5Dclose(dset);
+        return H5I_INVALID_HID;
+    }
+    return dset;
+}
+
+static int set_shape(image_shard *s, const opener *o, const char *dpath, int rank, const hsize_t *dims) {
+    if (rank != 3 && rank != 4)
+        return ds_fail(o->err, o->errlen, "%s: %s: expected rank 3 or 4 (N x H x W [x C]), got rank %d", o->path,
+                       dpath, rank);
+    hsize_t c = rank == 4 ? dims[3] : 1;
+    if (dims[1] < 1 || dims[1] > INT_MAX || dims[2] < 1 || dims[2] > INT_MAX || c < 1 || c > INT_MAX ||
+        dims[0] > LONG_MAX)
+        return ds_fail(o->err, o->errlen, "%s: %s: shape %llu x %llu x %llu x %llu: expected H, W, C >= 1",
+                       o->path, dpath, (unsigned long long)dims[0], (unsigned long long)dims[1],
+                       (unsigned long long)dims[2], (unsigned long long)c);
+    s->total = (long)dims[0];
+    s->height = (int)dims[1];
+    s->width = (int)dims[2];
+    s->channels = (int)c;
+    s->example_bytes = (size_t)s->height * (size_t)s->width * (size_t)s->channels;
+    return 0;
+}
+
+/* Reads rows [s->begin, s->begin + s->size) of dset, whose other dims are dims[1..rank). */
+static int read_rows(const image_shard *s, const opener *o, hid_t dset, const char *dpath, int rank,
+                     const hsize_t *dims, void *buf) {
+    if (s->size == 0) return 0;
+    hsize_t start[4] = {(hsize_t)s->begin, 0, 0, 0}, count[4];
+    count[0] = (hsize_t)s->size;
+    for (int d = 1; d < rank; d++) count[d] = dims[d];
+    hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(rank, count, NULL);
+    int ok = fspace >= 0 && mspace >= 0 &&
+             H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dread(dset, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf) >= 0;
+    char why[512] = "";
+    if (!ok) h5_last_error(why, sizeof why);
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (!ok)
+        return ds_fail(o->err, o->errlen, "%s: %s: cannot read examples %ld..%ld: %s", o->path, dpath, s->begin,
+                       s->begin + s->size - 1, why);
+    return 0;
+}
+
+static int alloc_shard(image_shard *s, const opener *o) {
+    if (s->size > 0 && s->example_bytes > SIZE_MAX / (size_t)s->size)
+        return ds_fail(o->err, o->errlen, "%s: shard too large for memory", o->path);
+    size_t n = (size_t)s->size;
+    s->images = malloc(n * s->example_bytes + 1);
+    s->labels = malloc(n + 1);
+    s->order = malloc((n + 1) * sizeof *s->order);
+    if (!s->images || !s->labels || !s->order)
+        return ds_fail(o->err, o->errlen, "%s: out of memory for a shard of %ld examples", o->path, s->size);
+    for (long i = 0; i < s->size; i++) s->order[i] = i;
+    return 0;
+}
+
+static int load_images(image_shard *s, const opener *o, hid_t file, const char *split, int world) {
+    char dpath[512];
+    snprintf(dpath, sizeof dpath, "/%s/images", split);
+    int rank;
+    hsize_t dims[4];
+    hid_t dset = open_u8(o, file, dpath, "an N x H x W [x C] uint8 dataset", &rank, dims);
+    if (dset < 0) return -1;
+    int rc = set_shape(s, o, dpath, rank, dims);
+    if (rc == 0) {
+        s->begin = shard_begin(s->rank, world, s->total);
+        s->size = shard_begin(s->rank + 1, world, s->total) - s->begin;
+        rc = alloc_shard(s, o);
+    }
+    if (rc == 0) rc = read_rows(s, o, dset, dpath, rank, dims, s->images);
+    H5Dclose(dset);
+    return rc;
+}
+
+static int load_labels(image_shard *s, const opener *o, hid_t file, const char *split) {
+    char dpath[512];
+    snprintf(dpath, sizeof dpath, "/%s/labels", split);
+    int rank;
+    hsize_t dims[4];
+    hid_t dset = open_u8(o, file, dpath, "an N uint8 dataset", &rank, dims);
+    if (dset < 0) return -1;
+    int rc = 0;
+    if (rank != 1)
+        rc = ds_fail(o->err, o->errlen, "%s: %s: expected rank 1 (N), got rank %d", o->path, dpath, rank);
+    else if (dims[0] != (hsize_t)s->total)
+        rc = ds_fail(o->err, o->errlen, "%s: %s: holds %llu labels: expected %ld, one per image", o->path, dpath,
+                     (unsigned long long)dims[0], s->total);
+    if (rc == 0) rc = read_rows(s, o, dset, dpath, 1, dims, s->labels);
+    H5Dclose(dset);
+    return rc;
+}
+
+/* open(2) first: its errno says "No such file" plainly, where HDF5's message is a paragraph */
+static int check_readable(const opener *o) {
+    struct stat st;
+    int fd = open(o->path, O_RDONLY);
+    if (fd < 0) return ds_fail(o->err, o->errlen, "%s: cannot open: %s", o->path, strerror(errno));
+    int is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    if (is_dir) return ds_fail(o->err, o->errlen, "%s: is a directory: expected an HDF5 file", o->path);
+    return 0;
+}
+
+static int load(image_shard *s, const opener *o, const char *split, int world) {
+    if (check_readable(o) != 0) return -1;
+    hid_t file = H5Fopen(o->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file < 0) {
+        char why[512];
+        h5_last_error(why, sizeof why);
+        return ds_fail(o->err, o->errlen, "%s: cannot open as HDF5: %s", o->path, why);
+    }
+    int rc = load_images(s, o, file, split, world);
+    if (rc == 0) rc = load_labels(s, o, file, split);
+    H5Fclose(file);
+    return rc;
+}
+
+image_shard *image_shard_open(const char *path, const char *split, int rank, int world, char *err,
+                              size_t errlen) {
+    if (world < 1 || rank < 0 || rank >= world) {
+        ds_fail(err, errlen, "%s: rank %d of world %d: expected 0 <= rank < world", path, rank, world);
+        return NULL;
+    }
+    image_shard *s = calloc(1, sizeof *s);
+    if (!s) {
+        ds_fail(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    s->rank = rank;
+    opener o = {path, err, errlen};
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    int rc = load(s, &o, split, world);
+    h5_quiet_end(&q);
+    if (rc != 0) {
+        image_shard_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void image_shard_close(image_shard *s) {
+    if (!s) return;
+    free(s->images);
+    free(s->labels);
+    free(s->order);
+    free(s);
+}
+
+long image_shard_size(const image_shard *s) { return s->size; }
+long image_shard_begin(const image_shard *s) { return s->begin; }
+long image_shard_total(const image_shard *s) { return s->total; }
+int image_shard_height(const image_shard *s) { return s->height; }
+int image_shard_width(const image_shard *s) { return s->width; }
+int image_shard_channels(const image_shard *s) { return s->channels; }
+
+/* ---- shuffling: our own small PRNG, so that an order never depends on libc ---------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+typedef struct {
+    uint64_t s[4];
+} xoshiro256;
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t xoshiro_next(xoshiro256 *r) {
+    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* Each input passes through splitmix64 before the next is mixed in, so nearby triples
+ * (epoch 1 vs 2, rank 0 vs 1) give unrelated streams. */
+static void seed_stream(xoshiro256 *r, uint64_t seed, long epoch, int rank) {
+    uint64_t x = seed;
+    x = splitmix64(&x) ^ (uint64_t)epoch;
+    x = splitmix64(&x) ^ (uint64_t)(int64_t)rank;
+    x = splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+/* uniform in [0, bound) by rejection: the modulo alone would favour small values */
+static uint64_t below(xoshiro256 *r, uint64_t bound) {
+    uint64_t threshold = (0 - bound) % bound, x;
+    do x = xoshiro_next(r);
+    while (x < threshold);
+    return x % bound;
+}
+
+void image_shard_set_epoch(image_shard *s, uint64_t seed, long epoch, int shuffle) {
+    /* from the identity every time: an epoch's order must not depend on the epochs before
+     * it, or a resumed run would see different data */
+    for (long i = 0; i < s->size; i++) s->order[i] = i;
+    if (!shuffle) return;
+    xoshiro256 r;
+    seed_stream(&r, seed, epoch, s->rank);
+    for (long i = s->size - 1; i > 0; i--) {
+        long j = (long)below(&r, (uint64_t)i + 1);
+        long t = s->order[i];
+        s->order[i] = s->order[j];
+        s->order[j] = t;
+    }
+}
+
+void image_shard_get(const image_shard *s, long pos, int n, uint8_t *images, uint8_t *labels,
+                     long *global_idx) {
+    if (pos < 0 || n < 0 || pos > s->size - n) {
+        /* a caller's bug; carrying on would hand the model garbage */
+        fprintf(stderr, "image_shard_get: rank %d: examples %ld..%ld are outside the shard of %ld\n", s->rank,
+                pos, pos + n - 1, s->size);
+        abort();
+    }
+    for (int i = 0; i < n; i++) {
+        long j = s->order[pos + i];
+        if (images) memcpy(images + (size_t)i * s->example_bytes, s->images + (size_t)j * s->example_bytes,
+                           s->example_bytes);
+        if (labels) labels[i] = s->labels[j];
+        if (global_idx) global_idx[i] = s->begin + j;
+    }
+}

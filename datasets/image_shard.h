@@ -1,0 +1,41 @@
+/* image_shard.h: one rank's shard of an HDF5 image dataset (/SPLIT/images, /SPLIT/labels).
+ *
+ * Rank r of W owns the contiguous examples [begin, end) of the split, with sizes that
+ * differ by at most one (balanced partition), so the shards are disjoint and their union is
+ * the whole split. Only the rank's own hyperslab is ever read from the file. */
+#ifndef DTRAIN_IMAGE_SHARD_H
+#define DTRAIN_IMAGE_SHARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct image_shard image_shard;
+
+/* Opens FILE's /SPLIT/images (N x H x W x C uint8) and /SPLIT/labels (N uint8) read-only
+ * and loads this rank's shard. NULL and a one-line message in err on failure. */
+image_shard *image_shard_open(const char *path, const char *split, int rank, int world,
+                              char *err, size_t errlen);
+void image_shard_close(image_shard *s);
+
+long image_shard_size(const image_shard *s);   /* examples in this shard */
+long image_shard_begin(const image_shard *s);  /* global index of its first example */
+long image_shard_total(const image_shard *s);  /* examples in the whole split */
+int image_shard_height(const image_shard *s);
+int image_shard_width(const image_shard *s);
+int image_shard_channels(const image_shard *s);
+
+/* The shard-local shard_begin(r, world, total) partition, exposed for tests and resume. */
+long shard_begin(int rank, int world, long total);
+
+/* Orders the shard for an epoch: a permutation drawn from (seed, epoch, rank) alone, not
+ * from earlier epochs; shuffle=0 keeps file order. Deterministic across runs and machines.
+ * Examples stay on their rank: the shuffle is within the shard. */
+void image_shard_set_epoch(image_shard *s, uint64_t seed, long epoch, int shuffle);
+
+/* Copies examples order[pos .. pos+n) of the current epoch: images as n x H x W x C uint8,
+ * labels as n uint8, and their global indices in the split; any output may be NULL.
+ * Until the first set_epoch the order is the file order. pos+n beyond the shard aborts. */
+void image_shard_get(const image_shard *s, long pos, int n, uint8_t *images,
+                     uint8_t *labels, long *global_idx);
+
+#endif

@@ -1,0 +1,21 @@
+/* classify.h: the labelled-image classification job (MNIST LeNet-5 and MLP). */
+#ifndef DTRAIN_CLASSIFY_H
+#define DTRAIN_CLASSIFY_H
+
+#include <stdint.h>
+
+#include "job.h"
+#include "trainer.h"
+
+extern const job classify_job;
+
+/* Forward and backward on an explicit batch of n images (n x H x W x C uint8) and labels;
+ * gradients are accumulated into the trainer's grad arena; returns the batch's mean loss.
+ * This is what forward_backward runs on each loaded batch; the data-parallel equivalence
+ * test calls it directly so that both sides see exactly the same examples. */
+float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t *labels, int n);
+
+/* Forward only: writes n x classes logits of the model for the given images. */
+void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits);
+
+#endif

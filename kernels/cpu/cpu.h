@@ -1,0 +1,71 @@
+/* cpu.h: what the CPU kernels share and nothing else sees: who owns the cores, how a
+ * range is cut between threads, and one GEMM entry point.
+ *
+ * Threading model (DESIGN, "one threading layer at a time"): when OpenMP is available it
+ * owns the cores. Ops open one parallel region, cut their work into per-thread pieces
+ * (images, rows, columns) and each thread calls OpenBLAS on its piece with OpenBLAS held
+ * at one thread, so the two pools never compete. Without OpenMP the ops run serially and
+ * OpenBLAS threads each GEMM itself. Every piece is fixed by (size, thread count) and
+ * partial sums are reduced in thread order, so results are deterministic for a given
+ * thread count. */
+#ifndef DTRAIN_KERNELS_CPU_H
+#define DTRAIN_KERNELS_CPU_H
+
+#include <stddef.h>
+
+/* KC_OMP(omp parallel ...) opens a region; without OpenMP it vanishes and the block runs
+ * once, as thread 0 of 1, so the same body serves both builds. */
+#ifdef _OPENMP
+#include <omp.h>
+#define KC_OMP(directive) _Pragma(#directive)
+#define KC_TID()          omp_get_thread_num()
+#define KC_NT()           omp_get_num_threads()
+#else
+#define KC_OMP(directive)
+#define KC_TID() 0
+#define KC_NT()  1
+#endif
+
+/* Threads an op may use for its parallel loops (>= 1). */
+int kc_threads(void);
+
+/* Threads worth using for `work` units when one thread should get at least `grain`. */
+int kc_threads_for(double work, double grain);
+
+/* Tests only: nonzero makes kc_threads_for ignore the grain, so that tiny inputs still run
+ * the parallel paths (partitions, per-thread partials and their reduction). */
+void kc_force_parallel(int on);
+
+/* The part-th of nparts contiguous, balanced pieces of [0, n): [*lo, *hi). */
+static inline void kc_split(int n, int nparts, int part, int *lo, int *hi) {
+    int base = n / nparts, extra = n % nparts;
+    *lo = part * base + (part < extra ? part : extra);
+    *hi = *lo + base + (part < extra);
+}
+
+/* The same for a flat array, in whole blocks of 16 floats so that each piece starts on a
+ * cache line (two threads never write one line). */
+static inline void kc_split16(size_t n, int nparts, int part, size_t *lo, size_t *hi) {
+    size_t blocks = (n + 15) / 16, base = blocks / (size_t)nparts;
+    size_t extra = blocks % (size_t)nparts, p = (size_t)part;
+    size_t b0 = p * base + (p < extra ? p : extra), b1 = b0 + base + (p < extra);
+    *lo = b0 * 16 < n ? b0 * 16 : n;
+    *hi = b1 * 16 < n ? b1 * 16 : n;
+}
+
+/* Floats rounded up to a whole 64-byte line, so sub-buffers carved out of one scratch
+ * allocation stay aligned. */
+static inline size_t kc_round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Row-major C[M,N] = alpha * op(A)[M,K] . op(B)[K,N] + beta * C, computed by the calling
+ * thread only. ta/tb nonzero mean op = transpose; lda/ldb/ldc are the stored row lengths. */
+void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same product, with the caller's threads: C is cut along its longer side and each
+ * thread multiplies its piece. When bias is given (length N) C is first filled with it row
+ * by row and beta is ignored (treated as 1 after the fill). */
+void kc_sgemm_parallel(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc, const float *bias);
+
+#endif

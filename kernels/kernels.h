@@ -1,0 +1,120 @@
+/* kernels.h: every compute op of dtrain, declared once.
+ *
+ * The CPU backend (kernels/cpu) implements these with OpenBLAS for GEMMs and plain C
+ * for the rest; a CUDA backend implements the same names and signatures.
+ *
+ * Conventions, for every op:
+ *  - Tensors are dense, row-major float32; shapes are in the comments, images are NCHW.
+ *  - Forward ops overwrite their output.
+ *  - Backward ops ACCUMULATE (+=) into every gradient they produce (inputs and
+ *    parameters alike); the caller zeroes gradient buffers once per step. This is what
+ *    lets a tensor that feeds two consumers (residuals, tied weights) receive both
+ *    gradients without extra copies.
+ *  - A gradient pointer may be NULL when the caller does not need it (e.g. dinp of the
+ *    first layer); the op then skips that work.
+ */
+#ifndef DTRAIN_KERNELS_H
+#define DTRAIN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- backend ---------------------------------------------------------------------- */
+
+/* Threads the backend may use inside one op (OpenBLAS GEMMs and any parallel loops).
+ * The backend owns the cores only while one of its ops runs. */
+void kernels_set_threads(int n);
+int kernels_get_threads(void);
+
+/* Memory for parameters, gradients and activations. 64-byte aligned, zeroed.
+ * Aborts with a message naming the size on failure (callers never see NULL). */
+float *kernels_alloc(size_t nfloats);
+void kernels_free(float *p);
+
+/* ---- linear ----------------------------------------------------------------------- */
+
+/* out[N,OC] = inp[N,C] . w[OC,C]^T + b[OC]      (b may be NULL) */
+void linear_forward(float *out, const float *inp, const float *w, const float *b,
+                    int N, int C, int OC);
+/* dinp[N,C] += dout[N,OC] . w[OC,C];  dw[OC,C] += dout^T . inp;  db[OC] += sum_n dout */
+void linear_backward(float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, int N, int C, int OC);
+
+/* ---- activations ------------------------------------------------------------------ */
+
+/* out[n] = max(inp[n], 0); out may alias inp */
+void relu_forward(float *out, const float *inp, size_t n);
+/* dinp[n] += dout[n] * (out[n] > 0); uses the forward OUTPUT */
+void relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* ---- convolution ------------------------------------------------------------------ */
+
+/* Square kernel K, stride 1, zero padding `pad`:
+ * OH = H + 2*pad - K + 1, OW = W + 2*pad - K + 1.
+ * out[B,OC,OH,OW] = conv(inp[B,C,H,W], w[OC,C,K,K]) + b[OC]   (b may be NULL)
+ * scratch: at least conv2d_scratch_floats(...) floats, owned by the caller. */
+size_t conv2d_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad);
+void conv2d_forward(float *out, const float *inp, const float *w, const float *b,
+                    float *scratch, int B, int C, int H, int W, int OC, int K, int pad);
+/* dinp[B,C,H,W] += ..., dw[OC,C,K,K] += ..., db[OC] += ... ; any of them may be NULL */
+void conv2d_backward(float *dinp, float *dw, float *db, const float *dout,
+                     const float *inp, const float *w, float *scratch,
+                     int B, int C, int H, int W, int OC, int K, int pad);
+
+/* ---- pooling ---------------------------------------------------------------------- */
+
+/* 2x2 max pooling, stride 2, H and W even: out[BC,H/2,W/2] from inp[BC,H,W]
+ * (BC = batch * channels). Ties go to the first element in row-major window order. */
+void maxpool2x2_forward(float *out, const float *inp, int BC, int H, int W);
+/* dinp[BC,H,W] += dout routed to each window's argmax (recomputed from inp) */
+void maxpool2x2_backward(float *dinp, const float *dout, const float *inp,
+                         int BC, int H, int W);
+
+/* ---- loss ------------------------------------------------------------------------- */
+
+/* probs[N,V] = softmax(logits[N,V]) per row; losses[N] = -log probs[n, targets[n]].
+ * Returns the mean loss over the N rows (accumulated in double). */
+float softmax_xent_forward(float *probs, float *losses, const float *logits,
+                           const int32_t *targets, int N, int V);
+/* dlogits[N,V] += scale * (probs - onehot(targets)); scale is usually 1/N for a mean loss */
+void softmax_xent_backward(float *dlogits, const float *probs, const int32_t *targets,
+                           int N, int V, float scale);
+
+/* ---- transformer (GPT) -------------------------------------------------------------- */
+
+/* out[B,T,C] = wte[tokens[b,t], :] + wpe[t, :]   (tokens in [0, V)) */
+void embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                       int B, int T, int C);
+/* dwte[V,C] += scatter of dout by token; dwpe[T,C] += sum over the batch (either may be NULL) */
+void embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                        int B, int T, int C);
+
+/* Per row of inp[N,C]: out = (x - mean) * rstd * weight + bias   (bias may be NULL).
+ * mean[N] and rstd[N] are saved for the backward pass; eps = 1e-5. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int N, int C);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int N, int C);
+
+/* Causal multi-head self-attention over qkv[B,T,3C] (q, k, v concatenated along the last
+ * axis, each split into NH heads of HS = C/NH): out[B,T,C] = softmax(q k^T / sqrt(HS),
+ * masked to keys <= query) v. att[B,NH,T,T] holds the softmax for the backward pass
+ * (entries above the diagonal are zero). */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/* dqkv[B,T,3C] += ...; scratch: attention_scratch_floats(B,T,C,NH) floats */
+size_t attention_scratch_floats(int B, int T, int C, int NH);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                        float *scratch, int B, int T, int C, int NH);
+
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+void gelu_forward(float *out, const float *inp, size_t n);
+/* dinp += dout * gelu'(inp) */
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* out[n] = a[n] + b[n] */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* da += dout; db += dout */
+void residual_backward(float *da, float *db, const float *dout, size_t n);
+
+#endif
