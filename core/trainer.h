@@ -1,8 +1,9 @@
 /* trainer.h: the training loop shared by every job.
  *
- * One step: zero grads → job forward/backward → all-reduce (mean) of the gradient arena
- * → clip by global norm → LR schedule → optimizer step. Every `epoch`, the job evaluates
- * and rank 0 logs a line and appends to metrics.jsonl; at the end summary.json. */
+ * One step: zero grads → job forward/backward over grad_accum micro-batches → all-reduce
+ * (mean) of the gradient arena → clip by global norm → LR schedule → optimizer step →
+ * the ranks agree on a few flags (a stop signal arrived, the loss is not finite).
+ * Evaluation, logging and checkpoints happen at step boundaries, where every rank is. */
 #ifndef DTRAIN_TRAINER_H
 #define DTRAIN_TRAINER_H
 
@@ -22,27 +23,51 @@ typedef struct trainer {
     comm *comm;
     int rank, world;
     int threads;
+    int grad_accum;
     model model;
     optimizer opt;
     lr_schedule sched;
-    rng rng;   /* this rank's stream, from (seed, rank) */
-    long step; /* optimizer steps taken */
-    long epoch;
-    long steps_per_epoch;
-    long total_steps;
+    rng rng;              /* this rank's stream, from (seed, rank) */
+    long step;            /* optimizer steps taken */
+    long epoch;           /* current epoch, from 0 */
+    long step_in_epoch;   /* steps taken in the current epoch */
+    long epoch_steps;     /* steps of the current epoch */
+    long steps_per_epoch; /* of a regular epoch */
+    long total_steps;     /* where training ends (max_steps, or epochs x steps_per_epoch) */
+    double epoch_loss_sum, epoch_items; /* this rank's sums over the current epoch */
     char out_dir[1024];
+    char ckpt_dir[1100];
     FILE *metrics_file; /* rank 0 only */
-    double lr, grad_norm;
+    double lr, grad_norm, last_loss;
+    metrics last;       /* the last logged metrics line */
     metrics summary;
-    void *js; /* the job's state */
+    void *js;           /* the job's state */
+    int resumed;        /* set up from a checkpoint */
+    int resume_job_state; /* resumed inside an epoch whose data state the job must restore */
+    uint8_t *resume_state;
+    size_t resume_state_len;
+    int resume_world;
+    long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
 } trainer;
 
 /* `dtrain <job> [--config FILE] [--key value ...]`: runs the whole job; returns the
  * process exit code. argv[0] is the job name. */
 int trainer_main(const job *j, int argc, char **argv);
 
-/* The training-step core, exposed for the data-parallel equivalence test: averages the
- * gradient arena over ranks, clips, and applies one optimizer step at the scheduled LR. */
+/* Sets up a trainer without running it: config from argv, communicator, threads, run
+ * directory, job->create, arenas, optimizer, initial parameters (rank 0, broadcast) or a
+ * checkpoint (--resume). Returns 0, or an exit code after printing why (-1: --help). */
+int trainer_setup(trainer *t, const job *j, int argc, char **argv);
+void trainer_teardown(trainer *t);
+
+/* For inference tools (`dtrain sample`, `dtrain eval`): a trainer built from the config
+ * stored in a checkpoint, overridden by `--key value` pairs in argv, with the parameters
+ * read from the checkpoint's "params" group. Singleton communicator; no run directory. */
+int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, int argc,
+                               char **argv);
+
+/* The gradient path of a step, exposed for the data-parallel equivalence test: averages
+ * the gradient arena over ranks, clips, and applies one optimizer step at the scheduled LR. */
 void trainer_apply_gradients(trainer *t);
 
 /* A fatal error: prints "dtrain: rank R/W: message" and brings every rank down. */
@@ -55,13 +80,14 @@ void trainer_log(trainer *t, const char *fmt, ...) __attribute__((format(printf,
 /* Keys every job has (seed, epochs, batch_size, optimizer, lr, ...). */
 extern const cfg_spec trainer_keys[];
 
-/* Sets up a trainer without running it (config from argv, communicator, threads,
- * job->create, arenas, optimizer, broadcast of initial parameters). Returns 0, or an
- * exit code after printing why. Used by trainer_main and by tests. */
-int trainer_setup(trainer *t, const job *j, int argc, char **argv);
-void trainer_teardown(trainer *t);
-
 /* Exit codes of `dtrain`, documented in README. */
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_COMM = 3 };
+enum {
+    EXIT_OK = 0,
+    EXIT_RUNTIME = 1,   /* I/O and other runtime failures */
+    EXIT_USAGE = 2,     /* bad key, value, data file or checkpoint */
+    EXIT_COMM = 3,      /* MPI failure */
+    EXIT_DIVERGED = 4,  /* the loss became NaN or Inf: stopped, no checkpoint written */
+    EXIT_PREEMPTED = 75 /* stopped by SIGTERM/SIGUSR1 after writing a checkpoint: requeue */
+};
 
 #endif

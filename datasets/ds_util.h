@@ -3,6 +3,7 @@
 #define DTRAIN_DS_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <hdf5.h>
 
@@ -23,5 +24,38 @@ void h5_quiet_end(const h5_quiet *q);
 /* The innermost (most specific) message on HDF5's current error stack, or "unknown HDF5
  * error". Call it right after the failing call: the next API call clears the stack. */
 void h5_last_error(char *buf, size_t len);
+
+/* ---- shared by the token files (image_shard.c and prepare_mnist.c hold older static
+ * copies of the first four) ------------------------------------------------------------ */
+
+/* 0 if path can be opened for reading and is not a directory; else -1 and "PATH: cannot
+ * open: <strerror>". open(2) first, because its errno says "No such file" plainly where
+ * HDF5's message is a paragraph. */
+int ds_check_readable(const char *path, char *err, size_t errlen);
+
+/* 1 if the absolute HDF5 path names a link in file. Each prefix is tested in turn because
+ * H5Lexists fails, rather than answering "no", when an intermediate group is missing. */
+int h5_path_exists(hid_t file, const char *dpath);
+
+/* "uint16", "int32", "float32", "string", ... for messages. */
+void h5_type_name(hid_t type, char *buf, size_t len);
+
+/* Scalar attributes. The string is variable-length UTF-8, which h5py reads back as str
+ * rather than bytes. Return 0, or -1 with HDF5's error stack set (see h5_last_error). */
+int h5_attr_write_str(hid_t obj, const char *name, const char *value);
+int h5_attr_write_i64(hid_t obj, const char *name, int64_t value);
+
+/* Read scalar attributes written by us or by h5py (any integer type; fixed- or
+ * variable-length strings). *out of the string reader is malloc'd and NUL-terminated; the
+ * caller frees it. Return 0, or -1 with a short reason ("missing", "not an integer", ...)
+ * in why. */
+int h5_attr_read_i64(hid_t obj, const char *name, int64_t *out, char *why, size_t whylen);
+int h5_attr_read_str(hid_t obj, const char *name, char **out, char *why, size_t whylen);
+
+/* Makes the finished temporary file tmp durable and renames it to final_path (same
+ * directory, so the rename is atomic); on failure removes tmp. The fsync comes first: the
+ * new name must not become visible before the data, or a crash could leave a
+ * complete-looking name over an empty file. Errors name final_path. */
+int ds_sync_and_rename(const char *tmp, const char *final_path, char *err, size_t errlen);
 
 #endif

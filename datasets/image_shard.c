@@ -23,6 +23,7 @@ struct image_shard {
     uint8_t *images;      /* size x example_bytes, in file order */
     uint8_t *labels;      /* size */
     long *order;          /* this epoch's order: shard-local indices */
+    long *index;          /* subsets only: global index of each held example */
 };
 
 /* floor(rank * total / world) without the overflow of rank * total */
@@ -246,6 +247,7 @@ void image_shard_close(image_shard *s) {
     free(s->images);
     free(s->labels);
     free(s->order);
+    free(s->index);
     free(s);
 }
 
@@ -328,6 +330,88 @@ void image_shard_get(const image_shard *s, long pos, int n, uint8_t *images, uin
         if (images) memcpy(images + (size_t)i * s->example_bytes, s->images + (size_t)j * s->example_bytes,
                            s->example_bytes);
         if (labels) labels[i] = s->labels[j];
-        if (global_idx) global_idx[i] = s->begin + j;
+        if (global_idx) global_idx[i] = s->index ? s->index[j] : s->begin + j;
     }
+}
+
+/* ---- subsets: arbitrary examples, for the rest of an epoch after a world-size change ---- */
+
+/* Selects the rows idx[0..n) (sorted, distinct) of a dataset of the given rank as a union
+ * of hyperslabs, one per run of consecutive indices. */
+static int select_rows(hid_t fspace, int rank, const hsize_t *dims, const long *idx, long n) {
+    if (H5Sselect_none(fspace) < 0) return -1;
+    hsize_t start[4] = {0, 0, 0, 0}, count[4];
+    for (int d = 1; d < rank; d++) count[d] = dims[d];
+    for (long i = 0; i < n;) {
+        long j = i + 1;
+        while (j < n && idx[j] == idx[j - 1] + 1) j++;
+        start[0] = (hsize_t)idx[i];
+        count[0] = (hsize_t)(j - i);
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_OR, start, NULL, count, NULL) < 0) return -1;
+        i = j;
+    }
+    return 0;
+}
+
+static int read_subset(const opener *o, hid_t file, const char *dpath, const long *idx, long n,
+                       void *buf) {
+    hid_t dset = H5Dopen2(file, dpath, H5P_DEFAULT);
+    if (dset < 0) return ds_fail(o->err, o->errlen, "%s: %s: cannot open", o->path, dpath);
+    hid_t fspace = H5Dget_space(dset);
+    int rank = H5Sget_simple_extent_ndims(fspace);
+    hsize_t dims[4] = {0, 0, 0, 0}, mdims[4];
+    H5Sget_simple_extent_dims(fspace, dims, NULL);
+    for (int d = 0; d < rank; d++) mdims[d] = dims[d];
+    mdims[0] = (hsize_t)n;
+    hid_t mspace = H5Screate_simple(rank, mdims, NULL);
+    int ok = n == 0 || (select_rows(fspace, rank, dims, idx, n) == 0 &&
+                        H5Dread(dset, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, buf) >= 0);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    H5Dclose(dset);
+    if (!ok) return ds_fail(o->err, o->errlen, "%s: %s: cannot read %ld selected examples", o->path, dpath, n);
+    return 0;
+}
+
+image_shard *image_shard_open_subset(const char *path, const char *split, int rank, const long *idx,
+                                     long n, char *err, size_t errlen) {
+    /* the full-shard opener validates the file and the shapes; world = total would read
+     * one example, so open rank 0 of a world as large as possible cheaply: a 0-row shard */
+    image_shard *s = image_shard_open(path, split, 0, 1 << 30, err, errlen);
+    if (!s) return NULL;
+    for (long i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= s->total || (i > 0 && idx[i] <= idx[i - 1])) {
+            ds_fail(err, errlen, "%s: /%s: subset index %ld out of order or range", path, split, idx[i]);
+            image_shard_close(s);
+            return NULL;
+        }
+    free(s->images);
+    free(s->labels);
+    free(s->order);
+    s->rank = rank;
+    s->size = n;
+    s->begin = 0;
+    opener o = {path, err, errlen};
+    int rc = alloc_shard(s, &o);
+    s->index = malloc(((size_t)n + 1) * sizeof *s->index);
+    if (rc == 0 && !s->index) rc = ds_fail(err, errlen, "%s: out of memory", path);
+    if (rc == 0) memcpy(s->index, idx, (size_t)n * sizeof *idx);
+    if (rc == 0) {
+        h5_quiet q;
+        h5_quiet_begin(&q);
+        hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        char dpath[512];
+        snprintf(dpath, sizeof dpath, "/%s/images", split);
+        rc = file < 0 ? ds_fail(err, errlen, "%s: cannot open as HDF5", path)
+                      : read_subset(&o, file, dpath, idx, n, s->images);
+        snprintf(dpath, sizeof dpath, "/%s/labels", split);
+        if (rc == 0) rc = read_subset(&o, file, dpath, idx, n, s->labels);
+        if (file >= 0) H5Fclose(file);
+        h5_quiet_end(&q);
+    }
+    if (rc != 0) {
+        image_shard_close(s);
+        return NULL;
+    }
+    return s;
 }

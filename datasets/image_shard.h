@@ -17,6 +17,13 @@ image_shard *image_shard_open(const char *path, const char *split, int rank, int
                               char *err, size_t errlen);
 void image_shard_close(image_shard *s);
 
+/* Opens exactly the examples idx[0..n) of the split (global indices, strictly increasing),
+ * read with one union-of-hyperslabs selection. Used for the rest of an epoch after a resume
+ * on a different number of ranks. `rank` seeds the shuffle like a regular shard's; size()
+ * is n, and image_shard_get reports the examples' global indices. */
+image_shard *image_shard_open_subset(const char *path, const char *split, int rank, const long *idx,
+                                     long n, char *err, size_t errlen);
+
 long image_shard_size(const image_shard *s);   /* examples in this shard */
 long image_shard_begin(const image_shard *s);  /* global index of its first example */
 long image_shard_total(const image_shard *s);  /* examples in the whole split */

@@ -2,21 +2,31 @@
  *
  *   dtrain <job> [--config FILE] [--key value ...]     train a job (classify, ...)
  *   dtrain prepare mnist --idx DIR --out FILE.h5        convert raw data to HDF5
+ *   dtrain prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] [--val-fraction F]
+ *   dtrain sample JOB --ckpt PATH [...]                  generate from a checkpoint
+ *   dtrain eval JOB --ckpt PATH [...]                    evaluate a checkpoint
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "classify/classify.h"
+#include "gpt/gpt.h"
 #include "mnist_idx.h"
+#include "tokens.h"
 #include "trainer.h"
 
-static const job *const jobs[] = {&classify_job};
+static const job *const jobs[] = {&classify_job, &gpt_job};
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 
 static void usage(FILE *f) {
     fprintf(f, "usage: dtrain <command> [options]\n\ntraining jobs (dtrain JOB --help for keys):\n");
     for (size_t i = 0; i < NJOBS; i++) fprintf(f, "  %-10s %s\n", jobs[i]->name, jobs[i]->description);
-    fprintf(f, "\ndata:\n  prepare mnist --idx DIR --out FILE.h5   MNIST idx files (gzipped or not) -> HDF5\n");
+    fprintf(f, "\ndata:\n  prepare mnist --idx DIR --out FILE.h5   MNIST idx files (gzipped or not) -> HDF5\n"
+               "  prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] [--val-fraction 0.1]\n"
+               "                                         text -> train/val token HDF5\n"
+               "\ncheckpoints:\n  sample JOB --ckpt PATH [...]            generate from a checkpoint\n"
+               "  eval JOB --ckpt PATH [...]              evaluate a checkpoint\n");
 }
 
 /* --name VALUE from argv, or NULL */
@@ -37,6 +47,36 @@ static int check_opts(int argc, char **argv, const char *const *known, const cha
         }
     }
     return 0;
+}
+
+static int prepare_text_cmd(int argc, char **argv) {
+    static const char *const known[] = {"--in", "--out", "--tokenizer", "--val-fraction", NULL};
+    if (check_opts(argc - 1, argv + 1, known, "prepare text") != 0) return EXIT_USAGE;
+    const char *in = opt(argc, argv, "--in"), *out = opt(argc, argv, "--out");
+    const char *tok = opt(argc, argv, "--tokenizer"), *vf = opt(argc, argv, "--val-fraction");
+    if (!in || !out) {
+        fprintf(stderr, "usage: dtrain prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] "
+                        "[--val-fraction 0.1]\n");
+        return EXIT_USAGE;
+    }
+    if (!tok) tok = "char";
+    if (strcmp(tok, "char") != 0 && strcmp(tok, "byte") != 0) {
+        fprintf(stderr, "dtrain prepare text: bad value '%s' for --tokenizer: expected char or byte\n", tok);
+        return EXIT_USAGE;
+    }
+    char *end = NULL;
+    double f = vf ? strtod(vf, &end) : 0.1;
+    if (vf && (end == vf || *end || !(f > 0 && f < 1))) {
+        fprintf(stderr, "dtrain prepare text: bad value '%s' for --val-fraction: expected a number in (0, 1)\n", vf);
+        return EXIT_USAGE;
+    }
+    char err[1024];
+    if (prepare_text(in, out, tok, f, err, sizeof err) != 0) {
+        fprintf(stderr, "dtrain prepare text: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    printf("wrote %s\n", out);
+    return EXIT_OK;
 }
 
 static int prepare(int argc, char **argv) {
@@ -60,7 +100,22 @@ static int prepare(int argc, char **argv) {
         printf("wrote %s\n", out);
         return EXIT_OK;
     }
-    fprintf(stderr, "dtrain prepare: unknown dataset kind '%s' (expected: mnist)\n", argv[0]);
+    if (strcmp(argv[0], "text") == 0) return prepare_text_cmd(argc, argv);
+    fprintf(stderr, "dtrain prepare: unknown dataset kind '%s' (expected: mnist, text)\n", argv[0]);
+    return EXIT_USAGE;
+}
+
+/* `dtrain sample JOB ...` / `dtrain eval JOB ...`: the job's own entry point, argv[0] = JOB */
+static int checkpoint_tool(const char *cmd, int argc, char **argv) {
+    for (size_t i = 0; argc >= 1 && i < NJOBS; i++) {
+        if (strcmp(argv[0], jobs[i]->name) != 0) continue;
+        int (*entry)(int, char **) =
+            strcmp(cmd, "sample") == 0 ? jobs[i]->sample_main : jobs[i]->eval_main;
+        if (entry) return entry(argc, argv);
+        fprintf(stderr, "dtrain %s: job '%s' has no %s command\n", cmd, argv[0], cmd);
+        return EXIT_USAGE;
+    }
+    fprintf(stderr, "dtrain %s: expected a job name (dtrain %s JOB --ckpt PATH ...)\n", cmd, cmd);
     return EXIT_USAGE;
 }
 
@@ -70,6 +125,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
     if (strcmp(argv[1], "prepare") == 0) return prepare(argc - 2, argv + 2);
+    if (strcmp(argv[1], "sample") == 0 || strcmp(argv[1], "eval") == 0)
+        return checkpoint_tool(argv[1], argc - 2, argv + 2);
     for (size_t i = 0; i < NJOBS; i++)
         if (strcmp(argv[1], jobs[i]->name) == 0) return trainer_main(jobs[i], argc - 1, argv + 1);
     fprintf(stderr, "dtrain: unknown command '%s'\n", argv[1]);

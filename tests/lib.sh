@@ -29,3 +29,32 @@ json_num() {
 
 # float comparison: ge A B  → true if A >= B
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+# same_state A.h5 B.h5: parameters and optimizer state identical to the bit
+same_state() {
+    local g
+    for g in $(h5ls "$1" | awk '$2 == "Group" { print $1 }'); do
+        h5diff -q "$1" "$2" "/$g" "/$g" || { echo "/$g differs between $1 and $2" >&2; return 1; }
+    done
+}
+
+# losses A B: metrics.jsonl files equal once timing fields are removed
+same_losses() {
+    local strip='s/"(images_per_s|tokens_per_s|epoch_time_s|ms_per_step)": [^,}]*(, )?//g'
+    diff <(sed -E "$strip" "$1") <(sed -E "$strip" "$2") > /dev/null
+}
+
+# wait_for FILE PATTERN SECONDS: until FILE contains PATTERN
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q "$2" "$1" 2> /dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# can_mount: whether this machine lets us mount a small tmpfs (root in a container may not)
+can_mount() {
+    mkdir -p "$TMP/probe" && mount -t tmpfs -o size=64k tmpfs "$TMP/probe" 2> /dev/null && umount "$TMP/probe"
+}

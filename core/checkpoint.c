@@ -1,0 +1,1213 @@
+/* checkpoint.c: checkpoints as HDF5 files, written atomically and verified on open.
+ *
+ * Why a crash cannot lose the last good checkpoint: every byte of a new file is on disk
+ * (H5Fclose, then fsync) before the file gets its real name (rename); the name is durable
+ * (fsync of the directory) before `latest` points at it; `latest` is durable before any
+ * older checkpoint is deleted. Whatever step a crash interrupts, `latest` names a complete
+ * file, and a half-written one only ever exists under a hidden temporary name. */
+#define _GNU_SOURCE /* memfd_create */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "util.h"
+
+#define PATH_LEN 4096
+/* Chunks of 4 MiB: the per-chunk cost (a B-tree entry, a filter call, a write) vanishes
+ * against the copy, and chunks larger than HDF5's 1 MiB chunk cache bypass it, so a big
+ * tensor goes from the caller's buffer through the checksum to write(2) once. */
+#define CHUNK_BYTES ((size_t)4 << 20)
+#define CRASH_ENV "DTRAIN_TEST_CRASH_IN_CHECKPOINT"
+#define LATEST_TMP ".latest.tmp"
+#define MAX_RANK 32 /* H5S_MAX_RANK */
+
+static const char *const REQUIRED_ATTRS[] = {"format_version", "job", "step", "epoch",
+                                             "step_in_epoch", "world_size", "config", "lr",
+                                             "metrics"};
+#define NREQUIRED (int)(sizeof REQUIRED_ATTRS / sizeof REQUIRED_ATTRS[0])
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+        /* one line, whatever a path or an HDF5 message contained */
+        for (char *p = err; *p; p++)
+            if (*p == '\n' || *p == '\r') *p = ' ';
+    }
+    return -1;
+}
+
+/* HDF5 prints its whole error stack to stderr by default; we report one line of our own.
+ * The caller's handler is restored afterwards. */
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} h5_quiet;
+
+static void quiet_begin(h5_quiet *q) {
+    q->func = NULL;
+    q->data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void quiet_end(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+/* Why an HDF5 call failed. The file drivers put the OS errno into their message text
+ * ("... errno = 28, error message = ..."); a user needs strerror of it, not the stack. */
+typedef struct {
+    int sys_errno;
+    int corrupt; /* a data (Fletcher32) or metadata checksum failed */
+    char desc[256];
+} h5_why;
+
+static herr_t why_entry(unsigned n, const H5E_error2_t *e, void *data) {
+    h5_why *w = data;
+    const char *d = e->desc ? e->desc : "";
+    if (n == 0 && d[0]) snprintf(w->desc, sizeof w->desc, "%s", d);
+    const char *p = strstr(d, "errno = ");
+    if (p && w->sys_errno == 0) w->sys_errno = atoi(p + strlen("errno = "));
+    if (strstr(d, "Fletcher32") || strstr(d, "checksum")) w->corrupt = 1;
+    return 0;
+}
+
+/* Call right after the failing call: the next HDF5 call clears the error stack. */
+static h5_why why_now(void) {
+    h5_why w = {0, 0, "unknown HDF5 error"};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, why_entry, &w);
+    return w;
+}
+
+static const char *why_text(const h5_why *w) {
+    if (w->corrupt) return "checksum mismatch (the file is corrupt)";
+    if (w->sys_errno > 0) return strerror(w->sys_errno);
+    return w->desc;
+}
+
+/* "PATH: OP OBJECT: REASON", the reason taken from the HDF5 error stack */
+static int fail_h5(char *err, size_t errlen, const char *path, const char *op,
+                   const char *object) {
+    h5_why w = why_now();
+    return fail(err, errlen, "%s: %s%s%s: %s", path, op, object ? " " : "", object ? object : "",
+                why_text(&w));
+}
+
+/* ---- small file-system helpers ------------------------------------------------------- */
+
+static int join(char *out, const char *dir, const char *name, char *err, size_t errlen) {
+    int n = snprintf(out, PATH_LEN, "%s/%s", dir, name);
+    if (n < 0 || n >= PATH_LEN) return fail(err, errlen, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+static int is_regular_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* fsync through a fresh descriptor: HDF5 has closed its own, and on Linux an fsync on any
+ * descriptor of the file flushes all of its dirty pages. */
+static int fsync_path(const char *path, int is_dir, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
+    if (fd < 0) return fail(err, errlen, "%s: open for fsync: %s", path, strerror(errno));
+    /* some file systems cannot fsync a directory (EINVAL); their renames are as durable
+     * as they get */
+    int rc = fsync(fd), e = errno;
+    close(fd);
+    if (rc != 0 && !(is_dir && e == EINVAL))
+        return fail(err, errlen, "%s: fsync: %s", path, strerror(e));
+    return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The file name DIR/latest holds, or -1 when it is missing or not a plain name. */
+static int read_latest(const char *dir, char *name, size_t len) {
+    char path[PATH_LEN];
+    if (join(path, dir, "latest", NULL, 0) != 0) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, name, len - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    while (n > 0 && (name[n - 1] == '\n' || name[n - 1] == ' ' || name[n - 1] == '\r')) n--;
+    name[n] = '\0';
+    /* a name inside DIR, never a path that leads elsewhere */
+    if (n == 0 || name[0] == '.' || strchr(name, '/') || strchr(name, '\n')) return -1;
+    return 0;
+}
+
+/* ---- checkpoint names and steps ------------------------------------------------------ */
+
+/* The step in a checkpoint name is its trailing number ("ckpt-00001234" is step 1234);
+ * *prefix_len is where that number starts. -1 when the name does not end in digits. */
+static long long stem_step(const char *stem, size_t len, size_t *prefix_len) {
+    size_t i = len;
+    while (i > 0 && stem[i - 1] >= '0' && stem[i - 1] <= '9') i--;
+    if (i == len || len - i > 18) return -1; /* no number, or one that overflows */
+    long long step = 0;
+    for (size_t k = i; k < len; k++) step = step * 10 + (stem[k] - '0');
+    if (prefix_len) *prefix_len = i;
+    return step;
+}
+
+typedef struct {
+    char *name; /* "ckpt-00001234.h5" */
+    long long step;
+} ckpt_file;
+
+static int by_step_desc(const void *a, const void *b) {
+    const ckpt_file *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? 1 : -1;
+    return -strcmp(x->name, y->name);
+}
+
+/* Every visible NAME.h5 regular file in dir, by descending step (those without one last). */
+static ckpt_file *list_checkpoints(const char *dir, int *count) {
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    ckpt_file *files = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    char path[PATH_LEN];
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (nm[0] == '.' || !has_suffix(nm, ".h5") || strlen(nm) == 3) continue;
+        if (join(path, dir, nm, NULL, 0) != 0 || !is_regular_file(path)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            files = xrealloc(files, (size_t)cap * sizeof *files);
+        }
+        files[n].name = xstrdup(nm);
+        files[n].step = stem_step(nm, strlen(nm) - 3, NULL);
+        n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(files, (size_t)n, sizeof *files, by_step_desc);
+    *count = n;
+    return files;
+}
+
+static void free_checkpoints(ckpt_file *files, int n) {
+    for (int i = 0; i < n; i++) free(files[i].name);
+    free(files);
+}
+
+int ckpt_candidates(const char *dir, char **paths, int max) {
+    if (max <= 0) return 0;
+    char latest[256] = "", path[PATH_LEN];
+    int n = 0;
+    if (read_latest(dir, latest, sizeof latest) == 0 && join(path, dir, latest, NULL, 0) == 0 &&
+        is_regular_file(path))
+        paths[n++] = xstrdup(path);
+    int count;
+    ckpt_file *files = list_checkpoints(dir, &count);
+    for (int i = 0; i < count && n < max; i++) {
+        if (strcmp(files[i].name, latest) == 0) continue;
+        if (join(path, dir, files[i].name, NULL, 0) == 0) paths[n++] = xstrdup(path);
+    }
+    free_checkpoints(files, count);
+    return n;
+}
+
+/* ---- chunks ------------------------------------------------------------------------
+ *
+ * The tensors' chunks do not go through HDF5's filter pipeline: that allocates two fresh
+ * 4 MiB buffers per chunk (the page faults cost more than the copy) and checksums two bytes
+ * at a time. Instead each chunk is copied into one reused buffer, checksummed here, and
+ * handed to H5Dwrite_chunk as already filtered; reads take the raw chunk (H5Dread_chunk)
+ * and check it here. The bytes on disk are exactly what the pipeline would have written, so
+ * HDF5, h5py and h5dump read and verify them as usual (the tests check both directions). */
+
+/* HDF5's Fletcher32 (H5_checksum_fletcher32): 16-bit big-endian words; both sums are folded
+ * to 16 bits after every 360 words. Each block is summed in closed form
+ *   s1' = s1 + sum(w_i),  s2' = s2 + n*s1 + sum((n - i) * w_i)
+ * which the compiler vectorizes; with uint32 arithmetic these are the same integers (mod
+ * 2^32) as HDF5's word-by-word loop, so the folds, and the result, are bit-identical. */
+static uint32_t fletcher32(const uint8_t *p, size_t len) {
+    uint32_t s1 = 0, s2 = 0;
+    for (size_t words = len / 2; words > 0;) {
+        uint32_t n = words > 360 ? 360 : (uint32_t)words, a = 0, b = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t w = (uint32_t)p[2 * i] << 8 | p[2 * i + 1];
+            a += w;
+            b += (n - i) * w;
+        }
+        s2 += n * s1 + b;
+        s1 += a;
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+        p += 2 * (size_t)n;
+        words -= n;
+    }
+    if (len % 2) {
+        s1 += (uint32_t)*p << 8;
+        s2 += s1;
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+    }
+    s1 = (s1 & 0xffff) + (s1 >> 16);
+    s2 = (s2 & 0xffff) + (s2 >> 16);
+    return s2 << 16 | s1;
+}
+
+/* The filter stores the checksum after the data, little-endian. HDF5 before 1.6.3 computed
+ * it with the bytes of each half swapped; readers accept both. */
+static void put_le32(uint8_t *p, uint32_t v) {
+    for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+static int checksum_ok(const uint8_t *chunk, size_t nbytes) {
+    const uint8_t *q = chunk + nbytes;
+    uint32_t stored = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                      (uint32_t)q[3] << 24;
+    uint32_t f = fletcher32(chunk, nbytes);
+    uint32_t swapped = (f & 0x00ff00ffu) << 8 | (f & 0xff00ff00u) >> 8;
+    return stored == f || stored == swapped;
+}
+
+/* A dataset's chunks as runs of its row-major array. That holds when the chunk shape is 1
+ * up to some dimension j, anything at j, and whole after j, which is what chunk_dims makes;
+ * then chunk k along dimension j (and any index before it) covers one contiguous run. */
+typedef struct {
+    int ndim, j;
+    hsize_t dims[MAX_RANK], chunk[MAX_RANK], start[MAX_RANK];
+    size_t elem, stride[MAX_RANK]; /* elements per index step of each dimension */
+    size_t chunk_bytes;            /* before the checksum */
+} chunk_grid;
+
+static int grid_init(chunk_grid *g, int ndim, const hsize_t *dims, const hsize_t *chunk,
+                     size_t elem) {
+    if (ndim < 1 || ndim > MAX_RANK) return -1;
+    memset(g, 0, sizeof *g);
+    g->ndim = ndim;
+    g->elem = elem;
+    g->chunk_bytes = elem;
+    for (int d = ndim - 1; d >= 0; d--) {
+        g->dims[d] = dims[d];
+        g->chunk[d] = chunk[d];
+        g->stride[d] = d == ndim - 1 ? 1 : g->stride[d + 1] * (size_t)dims[d + 1];
+        g->chunk_bytes *= (size_t)chunk[d];
+        if (chunk[d] != dims[d] && g->j == 0) g->j = d; /* the last partial dimension */
+    }
+    for (int d = 0; d < g->j; d++)
+        if (chunk[d] != 1) return -1;
+    return 0;
+}
+
+/* The run of the array that the chunk at g->start covers: first element and count. */
+static void grid_run(const chunk_grid *g, size_t *first, size_t *count) {
+    size_t off = 0;
+    for (int d = 0; d < g->ndim; d++) off += (size_t)g->start[d] * g->stride[d];
+    hsize_t left = g->dims[g->j] - g->start[g->j];
+    *first = off;
+    *count = (size_t)(left < g->chunk[g->j] ? left : g->chunk[g->j]) * g->stride[g->j];
+}
+
+/* Moves g->start to the next chunk, last dimension fastest; 0 after the last one. */
+static int grid_next(chunk_grid *g) {
+    for (int d = g->ndim - 1; d >= 0; d--) {
+        g->start[d] += g->chunk[d];
+        if (g->start[d] < g->dims[d]) return 1;
+        g->start[d] = 0;
+    }
+    return 0;
+}
+
+/* ---- writing: the file ------------------------------------------------------------- */
+
+typedef struct {
+    const char *dir, *name;
+    char final[PATH_LEN], tmp[PATH_LEN]; /* DIR/NAME.h5, DIR/.NAME.h5.tmp */
+    hid_t file;
+    int detached; /* the file's descriptor points at memory: see detach_from_disk */
+    uint8_t *chunk_buf; /* one chunk and its checksum, reused for every chunk */
+    char *err;
+    size_t errlen;
+} writer;
+
+/* HDF5 1.10 does not survive a failing H5Fclose: it frees the file but keeps its ID, and the
+ * process later crashes in HDF5's exit handler (HDFFV-11052, fixed in 1.14). And once a
+ * metadata flush has failed, every later flush fails too. So at the first I/O error, before
+ * any handle is closed, the file's descriptor is pointed at an anonymous in-memory file:
+ * the closes that follow write their metadata there and succeed, and the caller unlinks the
+ * temporary file. */
+static void detach_from_disk(writer *w) {
+    if (w->file < 0 || w->detached) return;
+    void *handle = NULL;
+    int mem = memfd_create("dtrain-abandoned-checkpoint", MFD_CLOEXEC);
+    if (mem >= 0 && H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) >= 0 && handle &&
+        dup2(mem, *(int *)handle) >= 0)
+        w->detached = 1;
+    if (mem >= 0) close(mem);
+}
+
+/* The message first (the next HDF5 call clears the error stack), then off the disk. */
+static int w_fail_h5(writer *w, const char *op, const char *object) {
+    int rc = fail_h5(w->err, w->errlen, w->tmp, op, object);
+    detach_from_disk(w);
+    return rc;
+}
+
+static int put_attr(writer *w, const char *key, hid_t ftype, hid_t mtype, const void *val) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = space < 0 ? -1 : H5Acreate2(w->file, key, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a < 0 || H5Awrite(a, mtype, val) < 0 ? w_fail_h5(w, "write attribute", key) : 0;
+    if (a >= 0) H5Aclose(a);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* Fixed-length (the text is stored in the attribute itself, under the object header's
+ * checksum; a variable-length string would sit in the global heap, which has none). h5py
+ * reads it as bytes, h5dump prints it as text. */
+static int put_str_attr(writer *w, const char *key, const char *s) {
+    const char *v = s ? s : "";
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0 || H5Tset_size(t, strlen(v) + 1) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+        H5Tset_strpad(t, H5T_STR_NULLTERM) < 0) {
+        int rc = w_fail_h5(w, "write attribute", key);
+        if (t >= 0) H5Tclose(t);
+        return rc;
+    }
+    int rc = put_attr(w, key, t, t, v);
+    H5Tclose(t);
+    return rc;
+}
+
+static int write_attrs(writer *w, const ckpt_meta *m) {
+    int version = CKPT_FORMAT_VERSION;
+    char job[sizeof m->job + 1];
+    snprintf(job, sizeof job, "%.*s", (int)sizeof m->job, m->job);
+    if (put_attr(w, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version) ||
+        put_str_attr(w, "job", job) ||
+        put_attr(w, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step) ||
+        put_attr(w, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->epoch) ||
+        put_attr(w, "step_in_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step_in_epoch) ||
+        put_attr(w, "world_size", H5T_STD_I32LE, H5T_NATIVE_INT, &m->world_size) ||
+        put_str_attr(w, "config", m->config_text) ||
+        put_attr(w, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lr) ||
+        put_str_attr(w, "metrics", m->metrics_json))
+        return -1;
+    for (int i = 0; i < m->nextra; i++) {
+        const ckpt_extra *x = &m->extra[i];
+        int rc = x->is_int ? put_attr(w, x->key, H5T_STD_I64LE, H5T_NATIVE_INT64, &x->i)
+                           : put_attr(w, x->key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &x->d);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* Chunk shape of at most CHUNK_BYTES, filling the innermost dimensions first, so that each
+ * chunk is one contiguous run of the row-major array. */
+static void chunk_dims(int ndim, const hsize_t *dims, size_t elem, hsize_t *chunk) {
+    hsize_t budget = CHUNK_BYTES / elem;
+    for (int d = ndim - 1; d >= 0; d--) {
+        chunk[d] = dims[d] < budget ? dims[d] : budget;
+        if (chunk[d] == 0) chunk[d] = 1;
+        budget /= chunk[d];
+        if (budget == 0) budget = 1;
+    }
+}
+
+/* Fletcher32 needs a chunked layout. Fill values are never written: every chunk is
+ * written in full right after creation. */
+static hid_t checksummed_dcpl(int ndim, const hsize_t *dims, size_t elem) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[MAX_RANK];
+    chunk_dims(ndim, dims, elem, chunk);
+    if (dcpl >= 0 && (H5Pset_chunk(dcpl, ndim, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
+                      H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)) {
+        H5Pclose(dcpl);
+        return -1;
+    }
+    return dcpl;
+}
+
+static hsize_t nelems(int ndim, const hsize_t *dims) {
+    hsize_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= dims[d];
+    return n;
+}
+
+/* Every chunk of a dataset whose memory layout is its file layout, checksummed here. */
+static int write_chunks(writer *w, hid_t ds, const char *dpath, int ndim, const hsize_t *dims,
+                        size_t elem, const void *data) {
+    hsize_t chunk[MAX_RANK];
+    chunk_grid g;
+    chunk_dims(ndim, dims, elem, chunk);
+    if (grid_init(&g, ndim, dims, chunk, elem) != 0)
+        return fail(w->err, w->errlen, "%s: %s: unexpected chunk shape", w->tmp, dpath);
+    if (!w->chunk_buf) w->chunk_buf = xmalloc(CHUNK_BYTES + 4);
+    do {
+        size_t first, count;
+        grid_run(&g, &first, &count);
+        memcpy(w->chunk_buf, (const char *)data + first * elem, count * elem);
+        /* the part of an edge chunk outside the array: zeros, not stale bytes */
+        memset(w->chunk_buf + count * elem, 0, g.chunk_bytes - count * elem);
+        put_le32(w->chunk_buf + g.chunk_bytes, fletcher32(w->chunk_buf, g.chunk_bytes));
+        if (H5Dwrite_chunk(ds, H5P_DEFAULT, 0, g.start, g.chunk_bytes + 4, w->chunk_buf) < 0)
+            return w_fail_h5(w, "write", dpath);
+    } while (grid_next(&g));
+    return 0;
+}
+
+static int write_data(writer *w, hid_t ds, const char *dpath, hid_t ftype, hid_t mtype,
+                      int ndim, const hsize_t *dims, const void *data) {
+    if (nelems(ndim, dims) == 0) return 0;
+    if (H5Tequal(ftype, mtype) > 0)
+        return write_chunks(w, ds, dpath, ndim, dims, H5Tget_size(ftype), data);
+    /* a big-endian host: HDF5 converts, through its own pipeline */
+    if (H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        return w_fail_h5(w, "write", dpath);
+    return 0;
+}
+
+/* An empty dataset has no chunk to checksum (and HDF5 refuses a chunk larger than a
+ * zero extent), so it stays contiguous. */
+static int put_dataset(writer *w, const char *dpath, hid_t ftype, hid_t mtype, int ndim,
+                       const hsize_t *dims, const void *data) {
+    int empty = nelems(ndim, dims) == 0;
+    hid_t space = H5Screate_simple(ndim, dims, NULL);
+    hid_t dcpl = empty ? H5Pcreate(H5P_DATASET_CREATE)
+                       : checksummed_dcpl(ndim, dims, H5Tget_size(ftype));
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    hid_t ds = -1;
+    int rc = 0;
+    /* no chunk cache: every chunk goes to the disk inside the write call, so that a write
+     * error shows up there, where it can be handled, and not in a later flush */
+    if (space < 0 || dcpl < 0 || lcpl < 0 || dapl < 0 ||
+        H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) < 0 ||
+        (ds = H5Dcreate2(w->file, dpath, ftype, space, lcpl, dcpl, dapl)) < 0)
+        rc = w_fail_h5(w, "create dataset", dpath);
+    else
+        rc = write_data(w, ds, dpath, ftype, mtype, ndim, dims, data);
+    if (ds >= 0) H5Dclose(ds);
+    if (dapl >= 0) H5Pclose(dapl);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+static int write_state(writer *w, const ckpt_meta *m) {
+    hsize_t rng_dims[2] = {(hsize_t)m->world_size, 4};
+    hsize_t js_dims[1] = {(hsize_t)m->job_state_len};
+    if (put_dataset(w, "/rng_states", H5T_STD_U64LE, H5T_NATIVE_UINT64, 2, rng_dims, m->rng_states))
+        return -1;
+    return put_dataset(w, "/job_state", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, js_dims, m->job_state);
+}
+
+/* The fault tests' crash in the middle of a checkpoint: what was written so far reaches the
+ * file, then the process dies without any cleanup. */
+static void crash_now(writer *w) {
+    H5Fflush(w->file, H5F_SCOPE_GLOBAL);
+    raise(SIGKILL);
+}
+
+static int write_tensors(writer *w, const ckpt_tensor *ts, int n) {
+    int crash = getenv(CRASH_ENV) != NULL;
+    for (int i = 0; i <= n; i++) {
+        if (crash && i == n / 2) crash_now(w);
+        if (i == n) break;
+        const ckpt_tensor *t = &ts[i];
+        char dpath[PATH_LEN];
+        snprintf(dpath, sizeof dpath, "/%s/%s", t->group, t->name);
+        hsize_t dims[4];
+        for (int d = 0; d < t->ndim; d++) dims[d] = (hsize_t)t->shape[d];
+        if (put_dataset(w, dpath, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, t->ndim, dims, t->data))
+            return -1;
+    }
+    return 0;
+}
+
+/* Format 1.8 (superblock v2, object header v2) puts a checksum on the metadata too, so the
+ * attributes are protected like the data; h5py and h5dump read it. A strong close degree
+ * makes H5Fclose really close the file, so that the fsync after it sees every byte. */
+static hid_t create_file(writer *w) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f = -1;
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0 &&
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
+        f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f < 0) fail_h5(w->err, w->errlen, w->tmp, "create", NULL);
+    if (fapl >= 0) H5Pclose(fapl);
+    return f;
+}
+
+static void abandon_file(writer *w) {
+    detach_from_disk(w);
+    H5Fclose(w->file);
+    w->file = -1;
+}
+
+/* The final flush writes the metadata HDF5 has cached (object headers, chunk indexes). If
+ * the disk cannot take it, say so now: a flush that fails half-way cannot be undone in
+ * HDF5 1.10 (see detach_from_disk). Twice the cache size leaves room for what is not yet
+ * counted (the superblock, free-space records). */
+static int room_for_metadata(writer *w) {
+    size_t max_size, min_clean, cur_size;
+    int nentries;
+    struct statvfs fs;
+    if (H5Fget_mdc_size(w->file, &max_size, &min_clean, &cur_size, &nentries) < 0 ||
+        statvfs(w->dir, &fs) != 0)
+        return 0; /* cannot tell: let the flush find out */
+    unsigned long long need = 2ull * cur_size + (64u << 10);
+    unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+    if (avail >= need) return 0;
+    return fail(w->err, w->errlen, "%s: flush: %s (%llu KiB free, the metadata needs %llu KiB)",
+                w->tmp, strerror(ENOSPC), avail >> 10, need >> 10);
+}
+
+static int close_file(writer *w) {
+    if (room_for_metadata(w) != 0) {
+        abandon_file(w);
+        return -1;
+    }
+    if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
+        int rc = w_fail_h5(w, "flush", NULL);
+        abandon_file(w);
+        return rc;
+    }
+    /* after a successful flush the close has next to nothing left to write */
+    herr_t c = H5Fclose(w->file);
+    w->file = -1;
+    return c < 0 ? fail_h5(w->err, w->errlen, w->tmp, "close", NULL) : 0;
+}
+
+/* The whole temporary file, on disk. */
+static int write_temp(writer *w, const ckpt_meta *m, const ckpt_tensor *ts, int n) {
+    w->file = create_file(w);
+    if (w->file < 0) return -1;
+    if (write_attrs(w, m) || write_state(w, m) || write_tensors(w, ts, n)) {
+        abandon_file(w);
+        return -1;
+    }
+    if (close_file(w)) return -1;
+    return fsync_path(w->tmp, 0, w->err, w->errlen);
+}
+
+/* ---- writing: publishing, `latest`, pruning ------------------------------------------ */
+
+static int write_latest(const char *dir, const char *name, char *err, size_t errlen) {
+    char tmp[PATH_LEN], path[PATH_LEN], line[PATH_LEN];
+    if (join(tmp, dir, LATEST_TMP, err, errlen) || join(path, dir, "latest", err, errlen))
+        return -1;
+    int len = snprintf(line, sizeof line, "%s.h5\n", name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
+    const char *op = NULL;
+    if (write_all(fd, line, (size_t)len) != 0) op = "write";
+    else if (fsync(fd) != 0) op = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !op) op = "close", e = errno;
+    if (!op && rename(tmp, path) != 0) op = "rename to latest", e = errno;
+    if (op) {
+        unlink(tmp);
+        return fail(err, errlen, "%s: %s: %s", tmp, op, strerror(e));
+    }
+    return fsync_path(dir, 1, err, errlen);
+}
+
+/* Pruning keeps the file just written and the keep-1 others of its series (same name up to
+ * the trailing step number) with the highest steps. Files of other series, and files with
+ * no step in their name, are never touched; nor is the file `latest` names. When steps only
+ * grow this is exactly "the newest `keep` by step"; after a rollback it never deletes the
+ * checkpoint just written. A file that cannot be deleted is a warning: the checkpoint itself
+ * is safe, and failing the write over it would stop the training for nothing. */
+static void prune(const char *dir, const char *name, int keep) {
+    size_t plen;
+    if (keep <= 0 || stem_step(name, strlen(name), &plen) < 0) return;
+    char latest[256] = "", path[PATH_LEN], mine[PATH_LEN];
+    read_latest(dir, latest, sizeof latest);
+    snprintf(mine, sizeof mine, "%s.h5", name);
+    int count, kept = 1;
+    ckpt_file *files = list_checkpoints(dir, &count);
+    for (int i = 0; i < count; i++) {
+        const char *f = files[i].name;
+        size_t fplen;
+        if (strcmp(f, mine) == 0 || strcmp(f, latest) == 0) continue;
+        if (stem_step(f, strlen(f) - 3, &fplen) < 0 || fplen != plen || strncmp(f, name, plen))
+            continue;
+        if (kept < keep) {
+            kept++;
+            continue;
+        }
+        if (join(path, dir, f, NULL, 0) == 0 && unlink(path) != 0)
+            fprintf(stderr, "dtrain: warning: %s: cannot delete old checkpoint: %s\n", path,
+                    strerror(errno));
+    }
+    free_checkpoints(files, count);
+}
+
+/* Temporary files of attempts that crashed. One writer per directory (rank 0), so any that
+ * remain once a checkpoint has been published are stale. */
+static void remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[PATH_LEN];
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        int ours = nm[0] == '.' && (has_suffix(nm, ".h5.tmp") || strcmp(nm, LATEST_TMP) == 0);
+        if (ours && join(path, dir, nm, NULL, 0) == 0) unlink(path);
+    }
+    closedir(d);
+}
+
+static int valid_name(const char *s) {
+    return s && s[0] && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
+static int is_required_attr(const char *key) {
+    for (int i = 0; i < NREQUIRED; i++)
+        if (strcmp(key, REQUIRED_ATTRS[i]) == 0) return 1;
+    return 0;
+}
+
+static int check_meta(const char *dir, const ckpt_meta *m, char *err, size_t errlen) {
+    if (!m) return fail(err, errlen, "%s: checkpoint without metadata", dir);
+    if (m->world_size < 1 || !m->rng_states)
+        return fail(err, errlen, "%s: checkpoint needs world_size >= 1 and its rng_states", dir);
+    if (m->job_state_len > 0 && !m->job_state)
+        return fail(err, errlen, "%s: job_state is NULL but job_state_len is %zu", dir,
+                    m->job_state_len);
+    if (m->nextra < 0 || m->nextra > CKPT_MAX_EXTRA)
+        return fail(err, errlen, "%s: %d extra attributes, at most %d", dir, m->nextra,
+                    CKPT_MAX_EXTRA);
+    for (int i = 0; i < m->nextra; i++) {
+        const char *k = m->extra[i].key;
+        if (!memchr(k, '\0', sizeof m->extra[i].key) || !valid_name(k) || is_required_attr(k))
+            return fail(err, errlen, "%s: bad extra attribute name '%.47s'", dir, k);
+    }
+    return 0;
+}
+
+static int check_tensors(const char *dir, const ckpt_tensor *ts, int n, char *err, size_t errlen) {
+    if (n < 0 || (n > 0 && !ts)) return fail(err, errlen, "%s: bad tensor list", dir);
+    for (int i = 0; i < n; i++) {
+        const ckpt_tensor *t = &ts[i];
+        if (!valid_name(t->group) || !valid_name(t->name))
+            return fail(err, errlen, "%s: tensor %d: bad name '%s/%s'", dir, i,
+                        t->group ? t->group : "(null)", t->name ? t->name : "(null)");
+        if (t->ndim < 1 || t->ndim > 4)
+            return fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", dir, t->group, t->name,
+                        t->ndim);
+        long long n_el = 1;
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->shape[d] < 0)
+                return fail(err, errlen, "%s: %s/%s: negative dimension", dir, t->group, t->name);
+            n_el *= t->shape[d];
+        }
+        if (n_el > 0 && !t->data)
+            return fail(err, errlen, "%s: %s/%s: data is NULL", dir, t->group, t->name);
+    }
+    return 0;
+}
+
+static int make_paths(writer *w, char *err, size_t errlen) {
+    if (!valid_name(w->name) || w->name[0] == '.')
+        return fail(err, errlen, "%s: bad checkpoint name '%s'", w->dir, w->name ? w->name : "");
+    int a = snprintf(w->final, PATH_LEN, "%s/%s.h5", w->dir, w->name);
+    int b = snprintf(w->tmp, PATH_LEN, "%s/.%s.h5.tmp", w->dir, w->name);
+    if (a < 0 || a >= PATH_LEN || b < 0 || b >= PATH_LEN)
+        return fail(err, errlen, "%s/%s: path too long", w->dir, w->name);
+    return 0;
+}
+
+/* The temporary file on disk, then under its real name, durably. */
+static int write_and_rename(writer *w, const ckpt_meta *m, const ckpt_tensor *ts, int n) {
+    h5_quiet q;
+    quiet_begin(&q);
+    int rc = write_temp(w, m, ts, n);
+    quiet_end(&q);
+    free(w->chunk_buf);
+    w->chunk_buf = NULL;
+    if (rc == 0 && rename(w->tmp, w->final) != 0)
+        rc = fail(w->err, w->errlen, "%s: rename from %s: %s", w->final, w->tmp, strerror(errno));
+    if (rc != 0) {
+        unlink(w->tmp);
+        return -1;
+    }
+    return fsync_path(w->dir, 1, w->err, w->errlen);
+}
+
+int ckpt_write(const char *dir, const char *name, const ckpt_meta *meta,
+               const ckpt_tensor *tensors, int ntensors, int keep, char *err, size_t errlen) {
+    writer w = {.dir = dir, .name = name, .file = -1, .err = err, .errlen = errlen};
+    if (!dir || !dir[0]) return fail(err, errlen, "checkpoint directory not set");
+    if (make_paths(&w, err, errlen) || check_meta(dir, meta, err, errlen) ||
+        check_tensors(dir, tensors, ntensors, err, errlen) || mkdir_p(dir, err, errlen))
+        return -1;
+    if (write_and_rename(&w, meta, tensors, ntensors) || write_latest(dir, name, err, errlen))
+        return -1;
+    prune(dir, name, keep);
+    remove_stale_temps(dir);
+    return 0;
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+struct ckpt {
+    char *path;
+    hid_t file;
+    ckpt_meta meta;
+    char *config, *metrics; /* what meta's borrowed pointers point at */
+    uint64_t *rng;
+    uint8_t *job_state;
+    void *scratch; /* verification buffer, one chunk */
+    size_t scratch_len;
+    char *err;
+    size_t errlen;
+};
+
+static int c_fail_h5(ckpt *c, const char *op, const char *object) {
+    return fail_h5(c->err, c->errlen, c->path, op, object);
+}
+
+static hid_t open_attr(ckpt *c, const char *key) {
+    htri_t ex = H5Aexists(c->file, key);
+    if (ex < 0) return c_fail_h5(c, "read attribute", key);
+    if (ex == 0) return fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
+    hid_t a = H5Aopen(c->file, key, H5P_DEFAULT);
+    if (a < 0) c_fail_h5(c, "open attribute", key);
+    return a;
+}
+
+/* A numeric attribute, converted by HDF5 to mtype (which refuses strings). */
+static int get_attr(ckpt *c, const char *key, hid_t mtype, void *out) {
+    hid_t a = open_attr(c, key);
+    if (a < 0) return -1;
+    int rc = H5Aread(a, mtype, out) < 0 ? c_fail_h5(c, "read attribute", key) : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+/* A string attribute, fixed or variable length (h5py writes the latter), malloc'd. */
+static int read_str(ckpt *c, hid_t a, hid_t ftype, const char *key, char **out) {
+    int rc = 0;
+    if (H5Tis_variable_str(ftype) > 0) {
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        char *s = NULL;
+        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(ftype)) < 0 || H5Aread(a, mt, &s) < 0)
+            rc = c_fail_h5(c, "read attribute", key);
+        else
+            *out = xstrdup(s ? s : "");
+        if (s) H5free_memory(s);
+        if (mt >= 0) H5Tclose(mt);
+        return rc;
+    }
+    size_t n = H5Tget_size(ftype);
+    char *s = xcalloc(n + 1, 1); /* +1: a NULLPAD or SPACEPAD string has no terminator */
+    if (H5Aread(a, ftype, s) < 0) {
+        free(s);
+        return c_fail_h5(c, "read attribute", key);
+    }
+    *out = s;
+    return 0;
+}
+
+static int get_str_attr(ckpt *c, const char *key, char **out) {
+    hid_t a = open_attr(c, key);
+    if (a < 0) return -1;
+    hid_t ft = H5Aget_type(a);
+    int rc;
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING)
+        rc = fail(c->err, c->errlen, "%s: attribute '%s' is not a string", c->path, key);
+    else
+        rc = read_str(c, a, ft, key, out);
+    if (ft >= 0) H5Tclose(ft);
+    H5Aclose(a);
+    return rc;
+}
+
+static int check_version(ckpt *c) {
+    if (H5Aexists(c->file, "format_version") <= 0)
+        return fail(c->err, c->errlen, "%s: not a dtrain checkpoint (no format_version attribute)",
+                    c->path);
+    int v;
+    if (get_attr(c, "format_version", H5T_NATIVE_INT, &v)) return -1;
+    if (v != CKPT_FORMAT_VERSION)
+        return fail(c->err, c->errlen, "%s: format_version %d, expected %d", c->path, v,
+                    CKPT_FORMAT_VERSION);
+    return 0;
+}
+
+static int read_attrs(ckpt *c) {
+    ckpt_meta *m = &c->meta;
+    char *job = NULL;
+    if (check_version(c) || get_str_attr(c, "job", &job)) return -1;
+    snprintf(m->job, sizeof m->job, "%s", job);
+    free(job);
+    if (get_attr(c, "step", H5T_NATIVE_INT64, &m->step) ||
+        get_attr(c, "epoch", H5T_NATIVE_INT64, &m->epoch) ||
+        get_attr(c, "step_in_epoch", H5T_NATIVE_INT64, &m->step_in_epoch) ||
+        get_attr(c, "world_size", H5T_NATIVE_INT, &m->world_size) ||
+        get_attr(c, "lr", H5T_NATIVE_DOUBLE, &m->lr) || get_str_attr(c, "config", &c->config) ||
+        get_str_attr(c, "metrics", &c->metrics))
+        return -1;
+    m->config_text = c->config;
+    m->metrics_json = c->metrics;
+    if (m->world_size < 1)
+        return fail(c->err, c->errlen, "%s: world_size %d", c->path, m->world_size);
+    return 0;
+}
+
+/* Extras: every other scalar integer or float attribute on "/", in name order. Attributes
+ * of other kinds, or beyond CKPT_MAX_EXTRA (which ckpt_write never produces), belong to
+ * someone else's tool and are left alone. */
+static herr_t extra_entry(hid_t loc, const char *key, const H5A_info_t *info, void *data) {
+    (void)info;
+    ckpt_meta *m = data;
+    if (is_required_attr(key) || m->nextra == CKPT_MAX_EXTRA ||
+        strlen(key) >= sizeof m->extra[0].key)
+        return 0;
+    hid_t a = H5Aopen(loc, key, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
+    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    int scalar = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
+    ckpt_extra *x = &m->extra[m->nextra];
+    herr_t rc = 0;
+    if (scalar && (cls == H5T_INTEGER || cls == H5T_FLOAT)) {
+        memset(x, 0, sizeof *x);
+        snprintf(x->key, sizeof x->key, "%s", key);
+        x->is_int = cls == H5T_INTEGER;
+        rc = x->is_int ? H5Aread(a, H5T_NATIVE_INT64, &x->i) : H5Aread(a, H5T_NATIVE_DOUBLE, &x->d);
+        if (rc >= 0) m->nextra++;
+    }
+    if (s >= 0) H5Sclose(s);
+    if (t >= 0) H5Tclose(t);
+    H5Aclose(a);
+    return rc < 0 ? -1 : 0;
+}
+
+static int read_extras(ckpt *c) {
+    hsize_t idx = 0;
+    if (H5Aiterate2(c->file, H5_INDEX_NAME, H5_ITER_INC, &idx, extra_entry, &c->meta) < 0)
+        return c_fail_h5(c, "read attributes", NULL);
+    return 0;
+}
+
+/* Opens dpath and checks it is a dataset of rank `ndim` with the given dims (NULL: any). */
+static hid_t open_dataset(ckpt *c, const char *dpath, int ndim, hsize_t *dims) {
+    if (H5Lexists(c->file, dpath, H5P_DEFAULT) <= 0)
+        return fail(c->err, c->errlen, "%s: dataset %s missing", c->path, dpath);
+    hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
+    if (ds < 0) return c_fail_h5(c, "open", dpath);
+    hid_t sp = H5Dget_space(ds);
+    int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    int ok = nd == ndim && H5Sget_simple_extent_dims(sp, dims, NULL) == ndim;
+    if (sp >= 0) H5Sclose(sp);
+    if (!ok) {
+        H5Dclose(ds);
+        return fail(c->err, c->errlen, "%s: %s: expected %d dimensions, found %d", c->path, dpath,
+                    ndim, nd);
+    }
+    return ds;
+}
+
+static int read_all(ckpt *c, hid_t ds, const char *dpath, hid_t mtype, void *out) {
+    int rc = 0;
+    if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) rc = c_fail_h5(c, "read", dpath);
+    H5Dclose(ds);
+    return rc;
+}
+
+static int read_state(ckpt *c) {
+    hsize_t dims[2];
+    hid_t ds = open_dataset(c, "/rng_states", 2, dims);
+    if (ds < 0) return -1;
+    if (dims[0] != (hsize_t)c->meta.world_size || dims[1] != 4) {
+        H5Dclose(ds);
+        return fail(c->err, c->errlen, "%s: /rng_states is [%llu, %llu], expected [%d, 4]", c->path,
+                    (unsigned long long)dims[0], (unsigned long long)dims[1], c->meta.world_size);
+    }
+    c->rng = xmalloc((size_t)dims[0] * 4 * sizeof *c->rng);
+    if (read_all(c, ds, "/rng_states", H5T_NATIVE_UINT64, c->rng)) return -1;
+    c->meta.rng_states = c->rng;
+    ds = open_dataset(c, "/job_state", 1, dims);
+    if (ds < 0) return -1;
+    c->meta.job_state_len = (size_t)dims[0];
+    if (dims[0] == 0) {
+        H5Dclose(ds);
+        return 0;
+    }
+    c->job_state = xmalloc((size_t)dims[0]);
+    c->meta.job_state = c->job_state;
+    return read_all(c, ds, "/job_state", H5T_NATIVE_UINT8, c->job_state);
+}
+
+/* ---- verification: every dataset read once, through its checksum ---------------------- */
+
+/* The block shape to read: the dataset's own chunks (each read is one chunk, checked once),
+ * or for a contiguous dataset the shape its chunks would have had. */
+static void block_dims(hid_t ds, int ndim, const hsize_t *dims, size_t elem, hsize_t *block) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    int chunked = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED &&
+                  H5Pget_chunk(dcpl, ndim, block) == ndim;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (!chunked) chunk_dims(ndim, dims, elem, block);
+}
+
+/* One dataset read block by block into the scratch buffer. */
+typedef struct {
+    hid_t ds, type, fspace;
+    const char *dpath;
+    int ndim;
+    hsize_t dims[MAX_RANK], block[MAX_RANK], start[MAX_RANK];
+} block_reader;
+
+/* Reads the block at r->start of the row-major grid of blocks. */
+static int read_block(ckpt *c, block_reader *r) {
+    hsize_t count[MAX_RANK];
+    for (int d = 0; d < r->ndim; d++) {
+        hsize_t left = r->dims[d] - r->start[d];
+        count[d] = left < r->block[d] ? left : r->block[d];
+    }
+    if (H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, r->start, NULL, count, NULL) < 0)
+        return c_fail_h5(c, "read", r->dpath);
+    hid_t mspace = H5Screate_simple(r->ndim, count, NULL);
+    if (mspace < 0) return c_fail_h5(c, "read", r->dpath);
+    int rc = 0;
+    if (H5Dread(r->ds, r->type, mspace, r->fspace, H5P_DEFAULT, c->scratch) < 0)
+        rc = c_fail_h5(c, "read", r->dpath);
+    H5Sclose(mspace);
+    return rc;
+}
+
+/* Advances r->start to the next block, last dimension fastest; 0 after the last one. */
+static int next_block(block_reader *r) {
+    for (int d = r->ndim - 1; d >= 0; d--) {
+        r->start[d] += r->block[d];
+        if (r->start[d] < r->dims[d]) return 1;
+        r->start[d] = 0;
+    }
+    return 0;
+}
+
+static void ensure_scratch(ckpt *c, size_t need) {
+    if (need <= c->scratch_len) return;
+    free(c->scratch);
+    c->scratch = xmalloc(need);
+    c->scratch_len = need;
+}
+
+static int verify_blocks(ckpt *c, hid_t ds, hid_t type, hid_t fspace, const char *dpath) {
+    block_reader r = {.ds = ds, .type = type, .fspace = fspace, .dpath = dpath};
+    size_t elem = H5Tget_size(type);
+    r.ndim = H5Sget_simple_extent_ndims(fspace);
+    if (r.ndim < 0 || r.ndim > MAX_RANK || elem == 0) return c_fail_h5(c, "read", dpath);
+    if (r.ndim == 0) { /* a scalar: one element, no selection */
+        ensure_scratch(c, elem);
+        if (H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->scratch) < 0)
+            return c_fail_h5(c, "read", dpath);
+        return 0;
+    }
+    H5Sget_simple_extent_dims(fspace, r.dims, NULL);
+    if (nelems(r.ndim, r.dims) == 0) return 0;
+    block_dims(ds, r.ndim, r.dims, elem, r.block);
+    ensure_scratch(c, (size_t)nelems(r.ndim, r.block) * elem);
+    do {
+        if (read_block(c, &r)) return -1;
+    } while (next_block(&r));
+    return 0;
+}
+
+static int verify_dataset(ckpt *c, hid_t ds, const char *dpath) {
+    hid_t type = H5Dget_type(ds), fspace = H5Dget_space(ds);
+    int rc;
+    if (type < 0 || fspace < 0)
+        rc = c_fail_h5(c, "read", dpath);
+    else if (H5Tis_variable_str(type) > 0 || H5Tget_class(type) == H5T_VLEN)
+        rc = 0; /* not ours, and nothing a checksum protects */
+    else if (H5Sget_simple_extent_type(fspace) == H5S_NULL)
+        rc = 0;
+    else
+        rc = verify_blocks(c, ds, type, fspace, dpath);
+    if (fspace >= 0) H5Sclose(fspace);
+    if (type >= 0) H5Tclose(type);
+    return rc;
+}
+
+/* Walks the group by link index (H5Oopen + H5Iget_type: the same calls in HDF5 1.8 to 1.14,
+ * unlike the visit functions, whose signatures changed). */
+static int verify_group(ckpt *c, hid_t grp, const char *prefix, int depth) {
+    H5G_info_t gi;
+    if (H5Gget_info(grp, &gi) < 0) return c_fail_h5(c, "list group", prefix[0] ? prefix : "/");
+    for (hsize_t i = 0; i < gi.nlinks; i++) {
+        char name[1024], path[PATH_LEN];
+        if (H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                               H5P_DEFAULT) < 0)
+            return c_fail_h5(c, "list group", prefix[0] ? prefix : "/");
+        if (snprintf(path, sizeof path, "%s/%s", prefix, name) >= (int)sizeof path)
+            return fail(c->err, c->errlen, "%s: %s/%s: path too long", c->path, prefix, name);
+        hid_t obj = H5Oopen(grp, name, H5P_DEFAULT);
+        if (obj < 0) return c_fail_h5(c, "open", path);
+        H5I_type_t kind = H5Iget_type(obj);
+        int rc = 0;
+        if (kind == H5I_GROUP && depth < 16) rc = verify_group(c, obj, path, depth + 1);
+        else if (kind == H5I_DATASET) rc = verify_dataset(c, obj, path);
+        H5Oclose(obj);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int open_file(ckpt *c) {
+    c->file = H5Fopen(c->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (c->file < 0) {
+        h5_why w = why_now();
+        return fail(c->err, c->errlen, "%s: cannot open as HDF5: %s", c->path, why_text(&w));
+    }
+    return 0;
+}
+
+ckpt *ckpt_open(const char *path, char *err, size_t errlen) {
+    ckpt *c = xcalloc(1, sizeof *c);
+    c->path = xstrdup(path ? path : "");
+    c->file = -1;
+    c->err = err;
+    c->errlen = errlen;
+    h5_quiet q;
+    quiet_begin(&q);
+    int rc = open_file(c) || read_attrs(c) || read_extras(c) || read_state(c) ||
+             verify_group(c, c->file, "", 0);
+    quiet_end(&q);
+    free(c->scratch);
+    c->scratch = NULL;
+    c->scratch_len = 0;
+    c->err = NULL;
+    if (rc) {
+        ckpt_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+const ckpt_meta *ckpt_get_meta(const ckpt *c) { return &c->meta; }
+
+static void shape_text(char *buf, size_t len, int ndim, const hsize_t *dims) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < ndim && n < len; d++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%llu", d ? ", " : "[",
+                              (unsigned long long)dims[d]);
+    if (n < len) snprintf(buf + n, len - n, "]");
+}
+
+static int has_link(hid_t file, const char *group, const char *name) {
+    char gpath[PATH_LEN], dpath[PATH_LEN];
+    if (!valid_name(group) || !valid_name(name)) return 0;
+    snprintf(gpath, sizeof gpath, "/%s", group);
+    snprintf(dpath, sizeof dpath, "/%s/%s", group, name);
+    /* asked one level at a time: H5Lexists fails, rather than says no, when the group is
+     * missing */
+    return H5Lexists(file, gpath, H5P_DEFAULT) > 0 && H5Lexists(file, dpath, H5P_DEFAULT) > 0;
+}
+
+int ckpt_has(const ckpt *c, const char *group, const char *name) {
+    h5_quiet q;
+    quiet_begin(&q);
+    int yes = has_link(c->file, group, name);
+    quiet_end(&q);
+    return yes;
+}
+
+static int read_tensor(ckpt *c, const ckpt_tensor *t, const char *dpath) {
+    if (!has_link(c->file, t->group, t->name))
+        return fail(c->err, c->errlen, "%s: %s: not in the checkpoint", c->path, dpath);
+    hsize_t want[4], got[MAX_RANK];
+    for (int d = 0; d < t->ndim; d++) want[d] = (hsize_t)t->shape[d];
+    hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
+    if (ds < 0) return c_fail_h5(c, "open", dpath);
+    hid_t sp = H5Dget_space(ds);
+    int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (nd >= 0 && nd <= MAX_RANK) H5Sget_simple_extent_dims(sp, got, NULL);
+    if (sp >= 0) H5Sclose(sp);
+    int same = nd == t->ndim;
+    for (int d = 0; same && d < nd; d++) same = got[d] == want[d];
+    if (!same) {
+        char a[128] = "?", b[128];
+        if (nd >= 0 && nd <= MAX_RANK) shape_text(a, sizeof a, nd, got);
+        shape_text(b, sizeof b, t->ndim, want);
+        H5Dclose(ds);
+        return fail(c->err, c->errlen, "%s: %s: shape %s in the checkpoint, expected %s", c->path,
+                    dpath, a, b);
+    }
+    if (nelems(nd, got) == 0) {
+        H5Dclose(ds);
+        return 0;
+    }
+    return read_all(c, ds, dpath, H5T_NATIVE_FLOAT, t->data);
+}
+
+int ckpt_read(ckpt *c, const ckpt_tensor *t, char *err, size_t errlen) {
+    if (t->ndim < 1 || t->ndim > 4)
+        return fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", c->path,
+                    t->group ? t->group : "", t->name ? t->name : "", t->ndim);
+    char dpath[PATH_LEN];
+    snprintf(dpath, sizeof dpath, "/%s/%s", t->group ? t->group : "", t->name ? t->name : "");
+    c->err = err;
+    c->errlen = errlen;
+    h5_quiet q;
+    quiet_begin(&q);
+    int rc = read_tensor(c, t, dpath);
+    quiet_end(&q);
+    c->err = NULL;
+    return rc;
+}
+
+void ckpt_close(ckpt *c) {
+    if (!c) return;
+    if (c->file >= 0) {
+        h5_quiet q;
+        quiet_begin(&q);
+        H5Fclose(c->file);
+        quiet_end(&q);
+    }
+    free(c->path);
+    free(c->config);
+    free(c->metrics);
+    free(c->rng);
+    free(c->job_state);
+    free(c->scratch);
+    free(c);
+}

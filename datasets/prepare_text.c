@@ -1,0 +1,308 @@
+/* prepare_text.c: `dtrain prepare text`, a text file → one HDF5 token file (layout in
+ * tokens.h). The whole input is tokenized in memory, split by token count, and written
+ * under a temporary name that is renamed into place only when complete. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "ds_util.h"
+#include "tokens.h"
+#include "utf8.h"
+
+#define TOKENS_FORMAT "dtrain-tokens-v1"
+/* 64K tokens (128 KB as uint16) per chunk: a training window of a few hundred tokens
+ * touches one or two chunks, and a rank's whole range of a small corpus fits the reader's
+ * chunk cache (token_shard.c). */
+#define CHUNK_TOKENS 65536
+#define U16_VOCAB_MAX 65536
+
+typedef struct {
+    const char *in, *out; /* for messages */
+    char *err;
+    size_t errlen;
+} job;
+
+/* The tokenized input: ids in memory as mem_type (the text bytes themselves for "byte"). */
+typedef struct {
+    const char *tokenizer;
+    void *ids;
+    hid_t mem_type;
+    size_t id_bytes;
+    long n;
+    long vocab;
+    char *chars; /* "char": the UTF-8 of ids 0, 1, ..., NUL-terminated; NULL for "byte" */
+} corpus;
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+/* A loop rather than one fread of st_size, so that pipes and files that grow work too. */
+static int read_stream(const job *j, FILE *f, size_t hint, unsigned char **buf, size_t *len) {
+    size_t cap = hint + 1, n = 0;
+    unsigned char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap) break;
+        unsigned char *bigger = cap < ((size_t)-1) / 2 ? realloc(b, cap * 2) : NULL;
+        if (!bigger) free(b);
+        b = bigger;
+        cap *= 2;
+    }
+    if (!b) return ds_fail(j->err, j->errlen, "%s: out of memory reading the input", j->in);
+    if (ferror(f)) {
+        free(b);
+        return ds_fail(j->err, j->errlen, "%s: cannot read: %s", j->in, strerror(errno));
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static int read_all(const job *j, unsigned char **buf, size_t *len) {
+    FILE *f = fopen(j->in, "rb");
+    if (!f) return ds_fail(j->err, j->errlen, "%s: cannot open: %s", j->in, strerror(errno));
+    struct stat st;
+    int known = fstat(fileno(f), &st) == 0, rc;
+    if (known && S_ISDIR(st.st_mode))
+        rc = ds_fail(j->err, j->errlen, "%s: is a directory: expected a text file", j->in);
+    else
+        rc = read_stream(j, f, known && S_ISREG(st.st_mode) ? (size_t)st.st_size : 65536, buf, len);
+    fclose(f);
+    if (rc == 0 && *len == 0) {
+        free(*buf);
+        rc = ds_fail(j->err, j->errlen, "%s: is empty: expected text to tokenize", j->in);
+    }
+    return rc;
+}
+
+/* Replacing the input with its own token file would destroy the text. */
+static int check_distinct_paths(const job *j) {
+    struct stat a, b;
+    if (stat(j->in, &a) == 0 && stat(j->out, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return ds_fail(j->err, j->errlen, "%s: is also the output file: expected a different --out", j->in);
+    return 0;
+}
+
+/* ---- the char tokenizer ------------------------------------------------------------ */
+
+/* Pass 1: validates the UTF-8, counts the tokens and marks each code point that occurs. */
+static int scan_code_points(const job *j, const unsigned char *text, size_t len, uint32_t *seen, long *n) {
+    *n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_decode(text + i, len - i, &cp);
+        if (k == 0)
+            return ds_fail(j->err, j->errlen, "%s: invalid UTF-8 at byte offset %zu (byte 0x%02X): the char "
+                           "tokenizer needs UTF-8 text; use the byte tokenizer for other data", j->in, i, text[i]);
+        /* the chars attribute is a C string, so it cannot hold U+0000 */
+        if (cp == 0)
+            return ds_fail(j->err, j->errlen, "%s: NUL character at byte offset %zu: the char tokenizer cannot "
+                           "record U+0000; use the byte tokenizer", j->in, i);
+        seen[cp] = 1;
+        (*n)++;
+        i += (size_t)k;
+    }
+    return 0;
+}
+
+/* Turns the seen-marks into ids in code-point order (id_of[cp]) and spells them out in
+ * c->chars. */
+static int number_code_points(const job *j, uint32_t *id_of, corpus *c) {
+    c->vocab = 0;
+    for (uint32_t cp = 0; cp <= UTF8_MAX_CP; cp++) c->vocab += id_of[cp] != 0;
+    c->chars = malloc((size_t)c->vocab * 4 + 1);
+    if (!c->chars) return ds_fail(j->err, j->errlen, "%s: out of memory for the vocabulary", j->in);
+    size_t len = 0;
+    uint32_t id = 0;
+    for (uint32_t cp = 0; cp <= UTF8_MAX_CP; cp++) {
+        if (!id_of[cp]) continue;
+        id_of[cp] = id++;
+        len += (size_t)utf8_encode(cp, c->chars + len);
+    }
+    c->chars[len] = '\0';
+    return 0;
+}
+
+/* Pass 2: the ids, as uint16 when they fit (half the memory and the file), else uint32. */
+static int write_char_ids(const job *j, const unsigned char *text, size_t len, const uint32_t *id_of,
+                          corpus *c) {
+    int wide = c->vocab > U16_VOCAB_MAX;
+    c->id_bytes = wide ? 4 : 2;
+    c->mem_type = wide ? H5T_NATIVE_UINT32 : H5T_NATIVE_UINT16;
+    c->ids = malloc((size_t)c->n * c->id_bytes);
+    if (!c->ids) return ds_fail(j->err, j->errlen, "%s: out of memory for %ld tokens", j->in, c->n);
+    uint16_t *ids16 = c->ids;
+    uint32_t *ids32 = c->ids;
+    long t = 0;
+    for (size_t i = 0; i < len; t++) {
+        uint32_t cp;
+        i += (size_t)utf8_decode(text + i, len - i, &cp); /* valid: scan_code_points checked it */
+        if (wide)
+            ids32[t] = id_of[cp];
+        else
+            ids16[t] = (uint16_t)id_of[cp];
+    }
+    return 0;
+}
+
+static int tokenize_chars(const job *j, const unsigned char *text, size_t len, corpus *c) {
+    /* one slot per possible code point (4.4 MB): O(1) lookups and code-point order for free */
+    uint32_t *id_of = calloc((size_t)UTF8_MAX_CP + 1, sizeof *id_of);
+    if (!id_of) return ds_fail(j->err, j->errlen, "%s: out of memory", j->in);
+    int rc = scan_code_points(j, text, len, id_of, &c->n);
+    if (rc == 0) rc = number_code_points(j, id_of, c);
+    if (rc == 0) rc = write_char_ids(j, text, len, id_of, c);
+    free(id_of);
+    return rc;
+}
+
+/* The byte tokenizer needs no pass: the text is its own id array, widened by HDF5 as it
+ * writes uint8 memory into the uint16 dataset. */
+static void tokenize_bytes(unsigned char *text, size_t len, corpus *c) {
+    c->ids = text;
+    c->mem_type = H5T_NATIVE_UINT8;
+    c->id_bytes = 1;
+    c->n = (long)len;
+    c->vocab = 256;
+}
+
+/* ---- the split --------------------------------------------------------------------- */
+
+/* floor(n * (1 - val_fraction)), except that a product within a relative 1e-9 of an
+ * integer counts as that integer, so binary rounding of the fraction cannot move a token
+ * across the split (10 tokens at 0.3 give 7 for training, not 6). */
+static long train_count(long n, double val_fraction) {
+    double x = (double)n * (1.0 - val_fraction), r = nearbyint(x);
+    if (fabs(x - r) <= 1e-9 * (x > 1.0 ? x : 1.0)) return (long)r;
+    return (long)floor(x);
+}
+
+static int check_split(const job *j, const corpus *c, double val_fraction, long ntrain) {
+    const char *empty = ntrain < 1 ? "train" : ntrain >= c->n ? "val" : NULL;
+    if (!empty) return 0;
+    return ds_fail(j->err, j->errlen, "%s: %ld token%s with val_fraction %g leave%s the %s split empty: expected "
+                   "more text or another val_fraction", j->in, c->n, c->n == 1 ? "" : "s", val_fraction,
+                   c->n == 1 ? "s" : "", empty);
+}
+
+/* ---- writing: every function closes what it opened, on every path ----------------- */
+
+static int h5_fail(const job *j, const char *what) {
+    char why[512];
+    h5_last_error(why, sizeof why);
+    return ds_fail(j->err, j->errlen, "%s: cannot write %s: %s", j->out, what, why);
+}
+
+static int write_root_attrs(const job *j, hid_t file, const corpus *c) {
+    if (h5_attr_write_str(file, "format", TOKENS_FORMAT) != 0) return h5_fail(j, "attribute format");
+    if (h5_attr_write_str(file, "tokenizer", c->tokenizer) != 0) return h5_fail(j, "attribute tokenizer");
+    if (h5_attr_write_i64(file, "vocab_size", c->vocab) != 0) return h5_fail(j, "attribute vocab_size");
+    if (h5_attr_write_str(file, "source", j->in) != 0) return h5_fail(j, "attribute source");
+    if (c->chars && h5_attr_write_str(file, "chars", c->chars) != 0) return h5_fail(j, "attribute chars");
+    return 0;
+}
+
+/* GROUP/tokens = ids [first, first + count), chunked. */
+static int write_tokens(const job *j, hid_t group, const char *what, const corpus *c, long first, long count) {
+    hsize_t dims[1] = {(hsize_t)count}, chunk[1] = {count < CHUNK_TOKENS ? (hsize_t)count : CHUNK_TOKENS};
+    hid_t file_type = c->vocab > U16_VOCAB_MAX ? H5T_STD_U32LE : H5T_STD_U16LE;
+    hid_t space = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dset = H5I_INVALID_HID;
+    const char *data = (const char *)c->ids + (size_t)first * c->id_bytes;
+    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+             (dset = H5Dcreate2(group, "tokens", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
+             H5Dwrite(dset, c->mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    int rc = ok ? 0 : h5_fail(j, what);
+    if (dset >= 0) H5Dclose(dset);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+static int write_split(const job *j, hid_t file, const char *name, const corpus *c, long first, long count) {
+    char what[64];
+    snprintf(what, sizeof what, "/%s", name);
+    hid_t group = H5Gcreate2(file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (group < 0) return h5_fail(j, what);
+    snprintf(what, sizeof what, "/%s/tokens", name);
+    int rc = h5_attr_write_i64(group, "count", count) == 0 ? 0 : h5_fail(j, "attribute count");
+    if (rc == 0) rc = write_tokens(j, group, what, c, first, count);
+    H5Gclose(group);
+    return rc;
+}
+
+static int write_file(const job *j, const char *tmp, const corpus *c, long ntrain) {
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0) return h5_fail(j, "the file");
+    int rc = write_root_attrs(j, file, c);
+    if (rc == 0) rc = write_split(j, file, "train", c, 0, ntrain);
+    if (rc == 0) rc = write_split(j, file, "val", c, ntrain, c->n - ntrain);
+    if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) rc = h5_fail(j, "the file (flush)");
+    if (H5Fclose(file) < 0 && rc == 0) rc = h5_fail(j, "the file (close)");
+    return rc;
+}
+
+static int write_and_rename(const job *j, const corpus *c, long ntrain) {
+    size_t len = strlen(j->out) + 32;
+    char *tmp = malloc(len);
+    if (!tmp) return ds_fail(j->err, j->errlen, "%s: out of memory", j->out);
+    /* same directory as the output, so the rename cannot cross file systems */
+    snprintf(tmp, len, "%s.tmp.%ld", j->out, (long)getpid());
+    /* created here first because open(2)'s errno says "No such file or directory" plainly,
+     * where HDF5's message for a missing directory is a paragraph */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+        int rc = ds_fail(j->err, j->errlen, "%s: cannot create %s: %s", j->out, tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    close(fd);
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    int rc = write_file(j, tmp, c, ntrain);
+    h5_quiet_end(&q);
+    if (rc == 0)
+        rc = ds_sync_and_rename(tmp, j->out, j->err, j->errlen);
+    else
+        remove(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* ---- the entry point --------------------------------------------------------------- */
+
+static int check_args(const job *j, const char *tokenizer, double val_fraction) {
+    if (!tokenizer || (strcmp(tokenizer, "char") != 0 && strcmp(tokenizer, "byte") != 0))
+        return ds_fail(j->err, j->errlen, "%s: tokenizer '%s': expected char or byte", j->in,
+                       tokenizer ? tokenizer : "(null)");
+    if (!(val_fraction > 0.0 && val_fraction < 1.0)) /* written so that NaN fails too */
+        return ds_fail(j->err, j->errlen, "%s: val_fraction %g: expected a value in (0, 1)", j->in, val_fraction);
+    return check_distinct_paths(j);
+}
+
+int prepare_text(const char *in_path, const char *out_path, const char *tokenizer, double val_fraction, char *err,
+                 size_t errlen) {
+    job j = {in_path, out_path, err, errlen};
+    unsigned char *text = NULL;
+    size_t len = 0;
+    if (check_args(&j, tokenizer, val_fraction) != 0 || read_all(&j, &text, &len) != 0) return -1;
+    corpus c = {.tokenizer = tokenizer};
+    int rc = 0;
+    if (strcmp(tokenizer, "byte") == 0)
+        tokenize_bytes(text, len, &c);
+    else
+        rc = tokenize_chars(&j, text, len, &c);
+    long ntrain = rc == 0 ? train_count(c.n, val_fraction) : 0;
+    if (rc == 0) rc = check_split(&j, &c, val_fraction, ntrain);
+    if (rc == 0) rc = write_and_rename(&j, &c, ntrain);
+    if (c.ids != text) free(c.ids);
+    free(c.chars);
+    free(text);
+    return rc;
+}

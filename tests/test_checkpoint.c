@@ -1,0 +1,610 @@
+/* checkpoint: round trips of everything a resume needs, `latest` and pruning, and the
+ * failures a cluster produces: corrupt and truncated files, wrong shapes, a full or
+ * read-only disk, and a crash in the middle of a write. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+
+static char tmp[256];      /* this test's scratch directory; each test runs in its own process */
+static char mnt[300] = ""; /* a tmpfs mounted by the test, unmounted by teardown */
+
+static void rm_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        chmod(path, 0755);
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+            rm_tree(p);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void setup(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/dtrain_test_ckpt_XXXXXX");
+    cr_assert_not_null(mkdtemp(tmp));
+}
+
+static void teardown(void) {
+    if (mnt[0]) umount2(mnt, MNT_DETACH);
+    rm_tree(tmp);
+}
+
+TestSuite(ckpt, .init = setup, .fini = teardown);
+
+/* ---- a small model's state ------------------------------------------------------------ */
+
+typedef struct {
+    float w[12], b[5], mw[12], mb[5];
+    ckpt_tensor t[4];
+    uint64_t rng[2 * 4];
+    uint8_t js[10];
+    ckpt_meta meta;
+} state;
+
+/* Values depend on `seed`, so two checkpoints of one test differ. */
+static void make_state(state *s, long long step, float seed) {
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < 12; i++) s->w[i] = seed + 0.5f * (float)i, s->mw[i] = -seed * (float)i;
+    for (int i = 0; i < 5; i++) s->b[i] = seed - (float)i, s->mb[i] = seed * 0.25f * (float)i;
+    s->t[0] = (ckpt_tensor){"params", "fc0.weight", 2, {3, 4}, s->w};
+    s->t[1] = (ckpt_tensor){"params", "fc0.bias", 1, {5}, s->b};
+    s->t[2] = (ckpt_tensor){"adam_m", "fc0.weight", 2, {3, 4}, s->mw};
+    s->t[3] = (ckpt_tensor){"adam_m", "fc0.bias", 1, {5}, s->mb};
+    for (int i = 0; i < 8; i++) s->rng[i] = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)step;
+    for (int i = 0; i < 10; i++) s->js[i] = (uint8_t)(i * 7 + step);
+    ckpt_meta *m = &s->meta;
+    snprintf(m->job, sizeof m->job, "classify");
+    m->step = step;
+    m->epoch = 3;
+    m->step_in_epoch = 17;
+    m->world_size = 2;
+    m->lr = 1e-3 * seed;
+    m->config_text = "model = mlp\nlr = 0.001\n";
+    m->metrics_json = "{\"loss\": 0.25}";
+    m->rng_states = s->rng;
+    m->job_state = s->js;
+    m->job_state_len = sizeof s->js;
+    m->extra[0] = (ckpt_extra){.key = "tokens_seen", .is_int = 1, .i = 123456789012LL};
+    m->extra[1] = (ckpt_extra){.key = "best_val_loss", .is_int = 0, .d = 2.5};
+    m->nextra = 2;
+}
+
+typedef struct {
+    char s[1024];
+} pathbuf;
+
+static pathbuf join(const char *dir, const char *name) {
+    pathbuf p;
+    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
+    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
+    return p;
+}
+
+static pathbuf ckpt_name(long long step) {
+    pathbuf p;
+    snprintf(p.s, sizeof p.s, "ckpt-%08lld", step);
+    return p;
+}
+
+static void write_ok(const char *dir, long long step, float seed, int keep) {
+    state s;
+    make_state(&s, step, seed);
+    char err[512] = "";
+    cr_assert_eq(ckpt_write(dir, ckpt_name(step).s, &s.meta, s.t, 4, keep, err, sizeof err), 0,
+                 "%s", err);
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static pathbuf read_text(const char *path) {
+    pathbuf p = {""};
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    size_t n = fread(p.s, 1, sizeof p.s - 1, f);
+    p.s[n] = '\0';
+    fclose(f);
+    return p;
+}
+
+/* How many entries of dir start with '.' and end with ".tmp". */
+static int count_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' && len > 4 && strcmp(e->d_name + len - 4, ".tmp") == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static ckpt *open_ok(const char *path) {
+    char err[512] = "";
+    ckpt *c = ckpt_open(path, err, sizeof err);
+    cr_assert_not_null(c, "%s", err);
+    return c;
+}
+
+/* Asserts the checkpoint at path holds make_state(step, seed). */
+static void check_state(const char *path, long long step, float seed) {
+    state want, got;
+    make_state(&want, step, seed);
+    memset(&got, 0, sizeof got);
+    ckpt *c = open_ok(path);
+    char err[512];
+    float *dst[4] = {got.w, got.b, got.mw, got.mb};
+    for (int i = 0; i < 4; i++) {
+        ckpt_tensor t = want.t[i];
+        t.data = dst[i];
+        cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
+    }
+    cr_assert_arr_eq(got.w, want.w, sizeof want.w);
+    cr_assert_arr_eq(got.b, want.b, sizeof want.b);
+    cr_assert_arr_eq(got.mw, want.mw, sizeof want.mw);
+    cr_assert_arr_eq(got.mb, want.mb, sizeof want.mb);
+    const ckpt_meta *m = ckpt_get_meta(c);
+    cr_assert_str_eq(m->job, "classify");
+    cr_assert_eq(m->step, step);
+    cr_assert_eq(m->epoch, 3);
+    cr_assert_eq(m->step_in_epoch, 17);
+    cr_assert_eq(m->world_size, 2);
+    cr_assert_eq(m->lr, want.meta.lr);
+    cr_assert_str_eq(m->config_text, want.meta.config_text);
+    cr_assert_str_eq(m->metrics_json, want.meta.metrics_json);
+    cr_assert_arr_eq(m->rng_states, want.rng, sizeof want.rng);
+    cr_assert_eq(m->job_state_len, sizeof want.js);
+    cr_assert_arr_eq(m->job_state, want.js, sizeof want.js);
+    ckpt_close(c);
+}
+
+/* ---- round trips ---------------------------------------------------------------------- */
+
+Test(ckpt, round_trip_and_latest) {
+    write_ok(tmp, 10, 1.5f, 0);
+    pathbuf p = join(tmp, "ckpt-00000010.h5");
+    check_state(p.s, 10, 1.5f);
+    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000010.h5\n");
+    cr_assert_eq(count_temps(tmp), 0);
+
+    ckpt *c = open_ok(p.s);
+    cr_assert(ckpt_has(c, "params", "fc0.weight"));
+    cr_assert(ckpt_has(c, "adam_m", "fc0.bias"));
+    cr_assert_not(ckpt_has(c, "adam_v", "fc0.bias"));
+    cr_assert_not(ckpt_has(c, "params", "fc1.weight"));
+    /* extras come back in name order */
+    const ckpt_meta *m = ckpt_get_meta(c);
+    cr_assert_eq(m->nextra, 2);
+    cr_assert_str_eq(m->extra[0].key, "best_val_loss");
+    cr_assert_not(m->extra[0].is_int);
+    cr_assert_eq(m->extra[0].d, 2.5);
+    cr_assert_str_eq(m->extra[1].key, "tokens_seen");
+    cr_assert(m->extra[1].is_int);
+    cr_assert_eq(m->extra[1].i, 123456789012LL);
+    ckpt_close(c);
+
+    write_ok(tmp, 20, 2.5f, 0);
+    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000020.h5\n");
+    check_state(join(tmp, "ckpt-00000020.h5").s, 20, 2.5f);
+    check_state(p.s, 10, 1.5f);
+}
+
+Test(ckpt, empty_job_state_and_strings) {
+    state s;
+    make_state(&s, 5, 1.0f);
+    s.meta.job_state = NULL;
+    s.meta.job_state_len = 0;
+    s.meta.config_text = NULL;
+    s.meta.metrics_json = NULL;
+    s.meta.nextra = 0;
+    char err[512] = "";
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000005", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s", err);
+    ckpt *c = open_ok(join(tmp, "ckpt-00000005.h5").s);
+    const ckpt_meta *m = ckpt_get_meta(c);
+    cr_assert_eq(m->job_state_len, 0);
+    cr_assert_str_eq(m->config_text, "");
+    cr_assert_str_eq(m->metrics_json, "");
+    cr_assert_eq(m->nextra, 0);
+    ckpt_close(c);
+}
+
+/* Every dataset with data carries the Fletcher32 filter, in chunks. */
+Test(ckpt, datasets_are_checksummed) {
+    write_ok(tmp, 1, 1.0f, 0);
+    hid_t f = H5Fopen(join(tmp, "ckpt-00000001.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    const char *names[] = {"/params/fc0.weight", "/adam_m/fc0.bias", "/rng_states", "/job_state"};
+    for (int i = 0; i < 4; i++) {
+        hid_t ds = H5Dopen2(f, names[i], H5P_DEFAULT);
+        cr_assert_geq(ds, 0, "%s", names[i]);
+        hid_t dcpl = H5Dget_create_plist(ds);
+        cr_assert_eq(H5Pget_layout(dcpl), H5D_CHUNKED, "%s", names[i]);
+        int found = 0;
+        for (int k = 0; k < H5Pget_nfilters(dcpl); k++) {
+            unsigned flags, cd[4];
+            size_t ncd = 4;
+            char fname[64];
+            unsigned conf;
+            if (H5Pget_filter2(dcpl, (unsigned)k, &flags, &ncd, cd, sizeof fname, fname, &conf) ==
+                H5Z_FILTER_FLETCHER32)
+                found = 1;
+        }
+        cr_assert(found, "%s has no Fletcher32 filter", names[i]);
+        H5Pclose(dcpl);
+        H5Dclose(ds);
+    }
+    H5Fclose(f);
+}
+
+/* ---- latest, pruning, candidates ------------------------------------------------------ */
+
+Test(ckpt, keep_two_prunes_older) {
+    pathbuf other = join(tmp, "best.h5"), series = join(tmp, "final-00000001.h5");
+    fclose(fopen(other.s, "w"));
+    fclose(fopen(series.s, "w"));
+    for (long long step = 1; step <= 5; step++) {
+        write_ok(tmp, step * 100, (float)step, 2);
+        for (long long k = 1; k <= step; k++) {
+            pathbuf p = join(tmp, ckpt_name(k * 100).s);
+            strcat(p.s, ".h5");
+            int should = k >= step - 1;
+            cr_assert_eq(exists(p.s), should, "after step %lld: %s %s", step * 100, p.s,
+                         should ? "missing" : "not pruned");
+        }
+    }
+    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000500.h5\n");
+    cr_assert(exists(other.s), "a file without a step was pruned");
+    cr_assert(exists(series.s), "a file of another series was pruned");
+}
+
+/* After a rollback (resuming from an older step), the new checkpoint is the one kept. */
+Test(ckpt, prune_never_deletes_the_new_checkpoint) {
+    write_ok(tmp, 300, 3.0f, 0);
+    write_ok(tmp, 400, 4.0f, 0);
+    write_ok(tmp, 200, 2.0f, 1);
+    cr_assert(exists(join(tmp, "ckpt-00000200.h5").s));
+    cr_assert_not(exists(join(tmp, "ckpt-00000300.h5").s));
+    cr_assert_not(exists(join(tmp, "ckpt-00000400.h5").s));
+    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000200.h5\n");
+}
+
+Test(ckpt, candidates_latest_first_then_by_step) {
+    char *paths[8];
+    cr_assert_eq(ckpt_candidates(join(tmp, "nonexistent").s, paths, 8), 0);
+    cr_assert_eq(ckpt_candidates(tmp, paths, 8), 0);
+    write_ok(tmp, 7, 1.0f, 0);
+    write_ok(tmp, 30, 2.0f, 0);
+    write_ok(tmp, 200, 3.0f, 0);
+    fclose(fopen(join(tmp, ".ckpt-00000999.h5.tmp").s, "w")); /* not a candidate */
+    fclose(fopen(join(tmp, "notes.txt").s, "w"));
+    FILE *f = fopen(join(tmp, "latest").s, "w");
+    fputs("ckpt-00000030.h5\n", f);
+    fclose(f);
+    int n = ckpt_candidates(tmp, paths, 8);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000030.h5").s);
+    cr_assert_str_eq(paths[1], join(tmp, "ckpt-00000200.h5").s);
+    cr_assert_str_eq(paths[2], join(tmp, "ckpt-00000007.h5").s);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    cr_assert_eq(ckpt_candidates(tmp, paths, 2), 2);
+    free(paths[0]);
+    free(paths[1]);
+    /* a `latest` naming a missing file is skipped */
+    f = fopen(join(tmp, "latest").s, "w");
+    fputs("ckpt-00000555.h5\n", f);
+    fclose(f);
+    cr_assert_eq(ckpt_candidates(tmp, paths, 8), 3);
+    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000200.h5").s);
+    for (int i = 0; i < 3; i++) free(paths[i]);
+}
+
+/* ---- damaged files -------------------------------------------------------------------- */
+
+static void flip_byte(const char *path, long long offset) {
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    unsigned char b;
+    cr_assert_eq(pread(fd, &b, 1, offset), 1);
+    b ^= 0x5a;
+    cr_assert_eq(pwrite(fd, &b, 1, offset), 1);
+    close(fd);
+}
+
+/* Where the first chunk of dataset dpath lies in the file, and its size. */
+static void chunk_location(const char *path, const char *dpath, haddr_t *addr, hsize_t *size) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+    cr_assert_geq(ds, 0);
+    hid_t space = H5Dget_space(ds);
+    hsize_t offset[4];
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info(ds, space, 0, offset, &mask, addr, size), 0);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+Test(ckpt, corrupt_byte_names_the_dataset) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    haddr_t addr;
+    hsize_t size;
+    chunk_location(p.s, "/params/fc0.weight", &addr, &size);
+    flip_byte(p.s, (long long)(addr + size / 2));
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, p.s) && strstr(err, "/params/fc0.weight") && strstr(err, "checksum"), "%s",
+              err);
+    cr_assert_null(strchr(err, '\n'));
+}
+
+/* A flipped byte in the metadata (here: the root's attributes) is caught by the metadata
+ * checksums of the file format. */
+Test(ckpt, corrupt_metadata_fails) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    /* the config text is stored once, in the root group's object header */
+    int fd = open(p.s, O_RDONLY);
+    static char buf[1 << 16];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    close(fd);
+    const char *needle = "model = mlp";
+    long long at = -1;
+    for (ssize_t i = 0; i + 11 <= n && at < 0; i++)
+        if (memcmp(buf + i, needle, 11) == 0) at = i;
+    cr_assert_geq(at, 0, "config text not found in the file");
+    flip_byte(p.s, at + 2);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, p.s), "%s", err);
+}
+
+Test(ckpt, truncated_file_fails) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    struct stat st;
+    cr_assert_eq(stat(p.s, &st), 0);
+    cr_assert_eq(truncate(p.s, st.st_size / 2), 0);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, p.s) && strstr(err, "truncated"), "%s", err);
+}
+
+Test(ckpt, not_hdf5_or_missing) {
+    pathbuf p = join(tmp, "junk.h5");
+    FILE *f = fopen(p.s, "w");
+    fputs("not an HDF5 file\n", f);
+    fclose(f);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, p.s) && strstr(err, "cannot open as HDF5"), "%s", err);
+    cr_assert_null(ckpt_open(join(tmp, "missing.h5").s, err, sizeof err));
+    cr_assert(strstr(err, "No such file or directory"), "%s", err);
+}
+
+/* Edits the root attributes of a written checkpoint with plain HDF5 calls. */
+static void edit_attrs(const char *path, const char *del, int version) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    if (del) cr_assert_geq(H5Adelete(f, del), 0);
+    if (version) {
+        hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+        cr_assert_geq(H5Awrite(a, H5T_NATIVE_INT, &version), 0);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+}
+
+Test(ckpt, wrong_format_version) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    edit_attrs(p.s, NULL, 7);
+    char err[512] = "", want[1200];
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    snprintf(want, sizeof want, "%s: format_version 7, expected 1", p.s);
+    cr_assert_str_eq(err, want);
+}
+
+Test(ckpt, missing_attribute) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    edit_attrs(p.s, "step_in_epoch", 0);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, p.s) && strstr(err, "'step_in_epoch' missing"), "%s", err);
+}
+
+Test(ckpt, read_checks_shape_and_name) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    ckpt *c = open_ok(p.s);
+    float buf[12];
+    char err[512] = "";
+    ckpt_tensor t = {"params", "fc0.weight", 2, {4, 3}, buf};
+    cr_assert_eq(ckpt_read(c, &t, err, sizeof err), -1);
+    cr_assert(strstr(err, "/params/fc0.weight") && strstr(err, "[3, 4] in the checkpoint") &&
+                  strstr(err, "expected [4, 3]"),
+              "%s", err);
+    ckpt_tensor t1 = {"params", "fc0.weight", 1, {12}, buf};
+    cr_assert_eq(ckpt_read(c, &t1, err, sizeof err), -1);
+    cr_assert(strstr(err, "[3, 4]") && strstr(err, "[12]"), "%s", err);
+    ckpt_tensor t2 = {"params", "fc9.weight", 1, {12}, buf};
+    cr_assert_eq(ckpt_read(c, &t2, err, sizeof err), -1);
+    cr_assert(strstr(err, "/params/fc9.weight: not in the checkpoint"), "%s", err);
+    ckpt_tensor t3 = {"ema", "fc0.weight", 2, {3, 4}, buf};
+    cr_assert_eq(ckpt_read(c, &t3, err, sizeof err), -1);
+    cr_assert(strstr(err, "/ema/fc0.weight: not in the checkpoint"), "%s", err);
+    ckpt_close(c);
+}
+
+/* ---- failing file systems ------------------------------------------------------------- */
+
+/* Root bypasses permission bits, so a read-only directory is no test here; a directory
+ * whose parent is a regular file fails for everyone. */
+Test(ckpt, unwritable_directory) {
+    pathbuf file = join(tmp, "plain");
+    fclose(fopen(file.s, "w"));
+    pathbuf dir = join(file.s, "checkpoints");
+    state s;
+    make_state(&s, 1, 1.0f);
+    char err[512] = "";
+    cr_assert_eq(ckpt_write(dir.s, "ckpt-00000001", &s.meta, s.t, 4, 2, err, sizeof err), -1);
+    cr_assert(strstr(err, file.s) && strstr(err, "Not a directory"), "%s", err);
+}
+
+Test(ckpt, bad_arguments) {
+    state s;
+    make_state(&s, 1, 1.0f);
+    char err[512] = "";
+    cr_assert_eq(ckpt_write(tmp, "a/b", &s.meta, s.t, 4, 0, err, sizeof err), -1);
+    s.t[1].name = "x/y";
+    cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
+    cr_assert(strstr(err, "bad name"), "%s", err);
+    make_state(&s, 1, 1.0f);
+    snprintf(s.meta.extra[0].key, sizeof s.meta.extra[0].key, "step");
+    cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
+    cr_assert(strstr(err, "'step'"), "%s", err);
+    make_state(&s, 1, 1.0f);
+    s.t[3].name = s.t[2].name; /* duplicate dataset */
+    s.t[3].group = s.t[2].group;
+    cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
+    cr_assert(strstr(err, "/adam_m/fc0.weight"), "%s", err);
+    cr_assert_eq(count_temps(tmp), 0);
+    cr_assert_not(exists(join(tmp, "ckpt-1.h5").s));
+    cr_assert_not(exists(join(tmp, "latest").s));
+}
+
+/* A small tmpfs, when this process may mount one (root in a container usually may). */
+static int mount_tmpfs(const char *opts) {
+    snprintf(mnt, sizeof mnt, "%s/mnt", tmp);
+    cr_assert_eq(mkdir(mnt, 0755), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, opts) != 0) {
+        mnt[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* The previous checkpoint and `latest` intact, and no temporary file left. */
+static void check_survivor(const char *dir, long long step, float seed) {
+    char name[1100];
+    snprintf(name, sizeof name, "%s.h5\n", ckpt_name(step).s);
+    cr_assert_str_eq(read_text(join(dir, "latest").s).s, name);
+    name[strlen(name) - 1] = '\0';
+    check_state(join(dir, name).s, step, seed);
+    cr_assert_eq(count_temps(dir), 0);
+}
+
+/* ckpt_write in a child process that then shuts HDF5 down (H5close) as its exit would: a
+ * failed write must leave HDF5 able to do that (1.10 crashes there after a failed
+ * H5Fclose). Returns ckpt_write's result; its message goes to err. */
+static int write_in_child(const char *dir, const char *name, const state *s, char *err,
+                          size_t errlen) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char e[512] = "";
+        int rc = ckpt_write(dir, name, &s->meta, s->t, 4, 2, e, sizeof e);
+        ssize_t n = write(fds[1], e, strlen(e) + 1);
+        H5close();
+        _exit(rc == 0 && n > 0 ? 0 : 1);
+    }
+    close(fds[1]);
+    ssize_t got = 0, n;
+    while ((n = read(fds[0], err + got, errlen - 1 - (size_t)got)) > 0) got += n;
+    err[got] = '\0';
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "after ckpt_write (\"%s\") the process died by signal %d", err,
+              WTERMSIG(status));
+    return WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+Test(ckpt, disk_full_and_read_only) {
+    if (mount_tmpfs("size=256k") != 0) cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+    write_ok(mnt, 1, 1.0f, 2);
+
+    /* 1 MB of parameters cannot fit */
+    state s;
+    make_state(&s, 2, 2.0f);
+    static float big[256 * 1024];
+    s.t[0] = (ckpt_tensor){"params", "fc0.weight", 2, {256, 1024}, big};
+    char err[512] = "";
+    cr_assert_eq(write_in_child(mnt, "ckpt-00000002", &s, err, sizeof err), -1);
+    cr_assert(strstr(err, "No space left on device") && strstr(err, ".ckpt-00000002.h5.tmp"), "%s",
+              err);
+    check_survivor(mnt, 1, 1.0f);
+    /* and this process can still write elsewhere */
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000002", &s.meta, s.t, 4, 2, err, sizeof err), 0, "%s", err);
+
+    cr_assert_eq(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=256k"), 0, "%s",
+                 strerror(errno));
+    make_state(&s, 3, 3.0f);
+    cr_assert_eq(write_in_child(mnt, "ckpt-00000003", &s, err, sizeof err), -1);
+    cr_assert(strstr(err, "Read-only file system") && strstr(err, mnt), "%s", err);
+    check_survivor(mnt, 1, 1.0f);
+}
+
+/* ---- a crash in the middle ------------------------------------------------------------ */
+
+Test(ckpt, crash_mid_write_keeps_previous) {
+    write_ok(tmp, 1, 1.0f, 2);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setenv("DTRAIN_TEST_CRASH_IN_CHECKPOINT", "1", 1);
+        state s;
+        make_state(&s, 2, 2.0f);
+        char err[512];
+        ckpt_write(tmp, "ckpt-00000002", &s.meta, s.t, 4, 2, err, sizeof err);
+        _exit(3); /* the hook did not fire */
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+
+    pathbuf stale = join(tmp, ".ckpt-00000002.h5.tmp");
+    cr_assert(exists(stale.s), "the crash left no partial file: the hook fired too early");
+    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000001.h5\n");
+    char *paths[4];
+    int n = ckpt_candidates(tmp, paths, 4);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000001.h5").s);
+    free(paths[0]);
+    check_state(join(tmp, "ckpt-00000001.h5").s, 1, 1.0f);
+
+    /* the next successful checkpoint removes the stale temporary file */
+    write_ok(tmp, 3, 3.0f, 2);
+    cr_assert_not(exists(stale.s));
+    cr_assert_eq(count_temps(tmp), 0);
+    check_state(join(tmp, "ckpt-00000003.h5").s, 3, 3.0f);
+}
