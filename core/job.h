@@ -44,6 +44,8 @@ typedef struct job {
     /* Collective, at the end of training: final report; may add keys to the summary. */
     void (*finish)(void *js, struct trainer *t, metrics *summary);
     void (*destroy)(void *js);
+    /* After every optimizer step (optional): e.g. an exponential moving average. */
+    void (*after_step)(void *js, struct trainer *t);
 
     /* Resume state (optional; NULL when the job's data position is a pure function of the
      * step, as for random windows drawn from (seed, step, rank)).

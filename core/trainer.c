@@ -251,13 +251,25 @@ static void setup_optimizer(trainer *t) {
     t->sched.total = t->total_steps;
 }
 
-/* Every buffer a checkpoint holds: the parameters and each optimizer state, one group each. */
+float *trainer_add_buffer(trainer *t, const char *group) {
+    if (t->nbuffers == (int)(sizeof t->buffers / sizeof t->buffers[0]))
+        trainer_fail(t, EXIT_RUNTIME, "too many extra buffers (adding '%s')", group);
+    snprintf(t->buffers[t->nbuffers].group, sizeof t->buffers[0].group, "%s", group);
+    t->buffers[t->nbuffers].data = kernels_alloc(t->model.nfloats);
+    return t->buffers[t->nbuffers++].data;
+}
+
+/* Every buffer a checkpoint holds: the parameters, each optimizer state and the job's extra
+ * buffers, one group each. */
 static ckpt_tensor *state_tensors(trainer *t, int *n) {
     const model *m = &t->model;
-    int groups = 1 + (t->opt.m ? 1 : 0) + (t->opt.v ? 1 : 0);
+    const char *gname[8] = {"params"};
+    float *base[8] = {m->params};
+    int groups = 1;
+    if (t->opt.m) gname[groups] = t->opt.kind == OPT_SGD ? "momentum" : "adam_m", base[groups++] = t->opt.m;
+    if (t->opt.v) gname[groups] = "adam_v", base[groups++] = t->opt.v;
+    for (int b = 0; b < t->nbuffers; b++) gname[groups] = t->buffers[b].group, base[groups++] = t->buffers[b].data;
     ckpt_tensor *ts = xcalloc((size_t)(groups * m->ntensors), sizeof *ts);
-    const char *gname[3] = {"params", t->opt.kind == OPT_SGD ? "momentum" : "adam_m", "adam_v"};
-    float *base[3] = {m->params, t->opt.m, t->opt.v};
     int k = 0;
     for (int g = 0; g < groups; g++)
         for (int i = 0; i < m->ntensors; i++) {
@@ -561,6 +573,8 @@ void trainer_teardown(trainer *t) {
     free(t->resume_state);
     t->resume_state = NULL;
     optim_free(&t->opt);
+    for (int b = 0; b < t->nbuffers; b++) kernels_free(t->buffers[b].data);
+    t->nbuffers = 0;
     if (t->model.params) model_free(&t->model);
     config_free(&t->cfg);
     comm_finalize(t->comm);
@@ -598,19 +612,32 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
     t->threads = auto_threads(t->comm);
     kernels_set_threads(t->threads);
     t->grad_accum = 1;
+    ckpt_close(c);
     t->js = j->create(t);
     model_alloc(&t->model);
+    rc = trainer_read_group(t, ckpt_path, "params", t->model.params);
+    return rc;
+}
+
+int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, float *dst) {
+    char err[1024];
+    ckpt *c = ckpt_open(ckpt_path, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "dtrain: %s\n", err);
+        return EXIT_USAGE;
+    }
     for (int i = 0; i < t->model.ntensors; i++) {
         const tensor_info *ti = &t->model.tensors[i];
-        ckpt_tensor ct = {"params", ti->name, ti->ndim, {0}, t->model.params + ti->offset};
+        ckpt_tensor ct = {group, ti->name, ti->ndim, {0}, dst + ti->offset};
         memcpy(ct.shape, ti->shape, sizeof ti->shape);
-        if (ckpt_read(c, &ct, err, sizeof err) != 0) {
-            fprintf(stderr, "dtrain: %s does not fit this model: %s\n", ckpt_path, err);
+        if (!ckpt_has(c, group, ti->name) || ckpt_read(c, &ct, err, sizeof err) != 0) {
+            fprintf(stderr, "dtrain: %s does not fit this model: %s\n", ckpt_path,
+                    ckpt_has(c, group, ti->name) ? err : "a tensor is missing");
             ckpt_close(c);
             return EXIT_USAGE;
         }
     }
-    t->step = meta->step;
+    t->step = ckpt_get_meta(c)->step;
     ckpt_close(c);
     return 0;
 }
@@ -636,6 +663,7 @@ static float train_step(trainer *t, long *items) {
         *items += n;
     }
     trainer_apply_gradients(t);
+    if (t->job->after_step) t->job->after_step(t->js, t);
     return (float)(loss / t->grad_accum);
 }
 

@@ -48,6 +48,11 @@ typedef struct trainer {
     size_t resume_state_len;
     int resume_world;
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
+    struct {
+        char group[32];
+        float *data;    /* model.nfloats floats, laid out like the parameters */
+    } buffers[4];       /* a job's extra per-parameter state, e.g. "ema" */
+    int nbuffers;
 } trainer;
 
 /* `dtrain <job> [--config FILE] [--key value ...]`: runs the whole job; returns the
@@ -65,6 +70,15 @@ void trainer_teardown(trainer *t);
  * read from the checkpoint's "params" group. Singleton communicator; no run directory. */
 int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, int argc,
                                char **argv);
+
+/* A job's extra per-parameter buffer (e.g. an EMA of the weights), laid out like the
+ * parameters, zeroed, saved in checkpoints as group `group` and restored on resume. Call
+ * from create(), after the model's tensors are declared. */
+float *trainer_add_buffer(trainer *t, const char *group);
+
+/* Reads a checkpoint's group (laid out like the parameters: "params", "ema", ...) into dst.
+ * Returns 0, or an exit code after printing why. */
+int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, float *dst);
 
 /* The gradient path of a step, exposed for the data-parallel equivalence test: averages
  * the gradient arena over ranks, clips, and applies one optimizer step at the scheduled LR. */

@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* MPI is process-wide: several communicators (a tool that loads two models) share one
+ * MPI_Init, and the last comm_finalize ends it. */
+static int g_comms;
+
 struct comm {
     int rank, world;
     int local_rank, local_size, nodes;
@@ -31,6 +35,7 @@ comm *comm_init(int *argc, char ***argv) {
         fprintf(stderr, "dtrain: MPI_Init failed\n");
         exit(3);
     }
+    g_comms++;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     comm *c = calloc(1, sizeof *c);
     if (!c) {
@@ -52,7 +57,7 @@ void comm_finalize(comm *c) {
     if (!c) return;
     MPI_Comm_free(&c->node);
     free(c);
-    MPI_Finalize();
+    if (--g_comms == 0) MPI_Finalize();
 }
 
 int comm_rank(const comm *c) { return c->rank; }

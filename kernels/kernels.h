@@ -117,4 +117,57 @@ void residual_forward(float *out, const float *a, const float *b, size_t n);
 /* da += dout; db += dout */
 void residual_backward(float *da, float *db, const float *dout, size_t n);
 
+/* ---- image generation (diffusion U-Net), NCHW ---------------------------------------- */
+
+/* Group normalisation: channels split into G groups of C/G; statistics per (example, group)
+ * over (C/G) x HW values; eps = 1e-5. mean[B*G], rstd[B*G] are saved for backward. */
+void groupnorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int B, int C, int HW, int G);
+void groupnorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int B, int C, int HW, int G);
+
+/* SiLU: out = x * sigmoid(x); backward uses the input */
+void silu_forward(float *out, const float *inp, size_t n);
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+
+/* Nearest-neighbour 2x upsampling: out[BC, 2H, 2W] from inp[BC, H, W];
+ * backward: dinp[BC,H,W] += the sum of its four copies' gradients */
+void upsample2x_forward(float *out, const float *inp, int BC, int H, int W);
+void upsample2x_backward(float *dinp, const float *dout, int BC, int H, int W);
+
+/* 2x2 average pooling, stride 2, H and W even: out[BC, H/2, W/2] */
+void avgpool2x2_forward(float *out, const float *inp, int BC, int H, int W);
+void avgpool2x2_backward(float *dinp, const float *dout, int BC, int H, int W);
+
+/* Channel concatenation: out[B, C1+C2, HW] = [a[B,C1,HW], b[B,C2,HW]];
+ * backward: da += dout[:, :C1], db += dout[:, C1:] (either may be NULL) */
+void concat_channels_forward(float *out, const float *a, const float *b, int B, int C1, int C2,
+                             int HW);
+void concat_channels_backward(float *da, float *db, const float *dout, int B, int C1, int C2,
+                              int HW);
+
+/* out[B,C,HW] = inp[B,C,HW] + v[B,C] broadcast over HW (a per-example, per-channel shift,
+ * e.g. a time/label embedding); out may alias inp.
+ * backward: dinp += dout (if not NULL), dv[B,C] += sum over HW of dout */
+void add_channel_forward(float *out, const float *inp, const float *v, int B, int C, int HW);
+void add_channel_backward(float *dinp, float *dv, const float *dout, int B, int C, int HW);
+
+/* Layout changes between feature maps and token sequences (for attention over pixels):
+ * out[B, HW, C] = transpose of inp[B, C, HW], and back. Backward of one is the other
+ * (accumulating): transpose_chw_backward(dinp[B,C,HW] += ..., dout[B,HW,C]). */
+void transpose_chw_forward(float *out, const float *inp, int B, int C, int HW);
+void transpose_chw_backward(float *dinp, const float *dout, int B, int C, int HW);
+
+/* Non-causal (full) multi-head self-attention: same layout and contract as
+ * attention_forward/backward, every query attends to every key. */
+void attention_full_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+void attention_full_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                             float *scratch, int B, int T, int C, int NH);
+
+/* Mean squared error: returns mean over n of (pred - target)^2 (accumulated in double);
+ * backward: dpred += scale * 2 (pred - target) / n */
+float mse_forward(const float *pred, const float *target, size_t n);
+void mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale);
+
 #endif

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages dtrain needs to build and test, only those missing.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-      libcriterion-dev libopenblas-dev zlib1g-dev slurmctld slurmd slurm-client munge)
+      libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -52,6 +52,10 @@ static void teardown(void) {
 
 TestSuite(ckpt, .init = setup, .fini = teardown);
 
+static void flip_byte(const char *path, long long offset);
+static void chunk_location(const char *path, const char *dpath, int index, haddr_t *addr,
+                           hsize_t *size);
+
 /* ---- a small model's state ------------------------------------------------------------ */
 
 typedef struct {
@@ -261,6 +265,135 @@ Test(ckpt, datasets_are_checksummed) {
     H5Fclose(f);
 }
 
+/* Tensors of several chunks, with partial edge chunks along the first and along the last
+ * dimension, and an odd-length job_state: HDF5's own reader (which checks every checksum
+ * through its filter pipeline) and ckpt_read both return exactly what was written. */
+Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
+    size_t n1 = 1100 * 1000, n2 = 2 * 1500000;
+    float *a = malloc(n1 * sizeof *a), *b = malloc(n2 * sizeof *b);
+    float *back = malloc(n2 * sizeof *back);
+    for (size_t i = 0; i < n1; i++) a[i] = (float)i * 0.5f;
+    for (size_t i = 0; i < n2; i++) b[i] = -(float)i;
+    state s;
+    make_state(&s, 1, 1.0f);
+    uint8_t js[11] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    s.meta.job_state = js;
+    s.meta.job_state_len = sizeof js;
+    s.t[0] = (ckpt_tensor){"params", "wide", 2, {1100, 1000}, a};
+    s.t[1] = (ckpt_tensor){"params", "long", 2, {2, 1500000}, b};
+    char err[512] = "";
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000001", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s", err);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+
+    hid_t f = H5Fopen(p.s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    hid_t ds = H5Dopen2(f, "/params/wide", H5P_DEFAULT);
+    cr_assert_geq(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back), 0);
+    H5Dclose(ds);
+    cr_assert_arr_eq(back, a, n1 * sizeof *a);
+    ds = H5Dopen2(f, "/params/long", H5P_DEFAULT);
+    cr_assert_geq(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, back), 0);
+    H5Dclose(ds);
+    cr_assert_arr_eq(back, b, n2 * sizeof *b);
+    uint8_t js_back[11];
+    ds = H5Dopen2(f, "/job_state", H5P_DEFAULT);
+    cr_assert_geq(H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, js_back), 0);
+    H5Dclose(ds);
+    cr_assert_arr_eq(js_back, js, sizeof js);
+    H5Fclose(f);
+
+    ckpt *c = open_ok(p.s);
+    memset(back, 0, n2 * sizeof *back);
+    ckpt_tensor t = s.t[0];
+    t.data = back;
+    cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
+    cr_assert_arr_eq(back, a, n1 * sizeof *a);
+    t = s.t[1];
+    t.data = back;
+    cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
+    cr_assert_arr_eq(back, b, n2 * sizeof *b);
+    cr_assert_eq(ckpt_get_meta(c)->job_state_len, sizeof js);
+    cr_assert_arr_eq(ckpt_get_meta(c)->job_state, js, sizeof js);
+    ckpt_close(c);
+
+    /* a flipped byte in the partial last chunk (stored full size, as HDF5 does) */
+    haddr_t addr;
+    hsize_t size;
+    chunk_location(p.s, "/params/wide", 1, &addr, &size);
+    cr_assert_eq(size, 1048 * 1000 * 4 + 4);
+    flip_byte(p.s, (long long)addr + 1000);
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, "/params/wide: checksum mismatch"), "%s", err);
+    free(a);
+    free(b);
+    free(back);
+}
+
+/* Replaces dataset dpath with one written through HDF5's filter pipeline. */
+static void rewrite_with_hdf5(const char *path, const char *dpath, int ndim, const hsize_t *dims,
+                              const hsize_t *chunk, const float *data) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    cr_assert_geq(H5Ldelete(f, dpath, H5P_DEFAULT), 0);
+    hid_t space = H5Screate_simple(ndim, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, ndim, chunk);
+    H5Pset_fletcher32(dcpl);
+    hid_t ds = H5Dcreate2(f, dpath, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    cr_assert_geq(ds, 0);
+    cr_assert_geq(H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+}
+
+/* Datasets written by other tools (h5py with fletcher32=True): chunks shaped like ours are
+ * checked by our own checksum code, other chunk shapes go through HDF5's reader; either
+ * way the values come back, and a corrupt byte is caught. */
+Test(ckpt, reads_datasets_written_by_hdf5) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    float w[12], b[5];
+    for (int i = 0; i < 12; i++) w[i] = 100.0f + (float)i;
+    for (int i = 0; i < 5; i++) b[i] = -7.0f * (float)i;
+    hsize_t wdims[2] = {3, 4}, wchunk[2] = {2, 4}; /* runs of the array, 2 chunks, one partial */
+    hsize_t bdims[1] = {5}, bchunk[1] = {2};
+    rewrite_with_hdf5(p.s, "/params/fc0.weight", 2, wdims, wchunk, w);
+    hsize_t mdims[2] = {3, 4}, mchunk[2] = {2, 3}; /* not runs: HDF5's reader */
+    rewrite_with_hdf5(p.s, "/adam_m/fc0.weight", 2, mdims, mchunk, w);
+    rewrite_with_hdf5(p.s, "/params/fc0.bias", 1, bdims, bchunk, b);
+
+    ckpt *c = open_ok(p.s);
+    float got[12];
+    char err[512];
+    ckpt_tensor t = {"params", "fc0.weight", 2, {3, 4}, got};
+    cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
+    cr_assert_arr_eq(got, w, sizeof w);
+    t.group = "adam_m";
+    memset(got, 0, sizeof got);
+    cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
+    cr_assert_arr_eq(got, w, sizeof w);
+    ckpt_tensor tb = {"params", "fc0.bias", 1, {5}, got};
+    cr_assert_eq(ckpt_read(c, &tb, err, sizeof err), 0, "%s", err);
+    cr_assert_arr_eq(got, b, sizeof b);
+    ckpt_close(c);
+}
+
+Test(ckpt, corrupt_chunk_of_a_dataset_written_by_hdf5) {
+    write_ok(tmp, 1, 1.0f, 0);
+    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    float w[12] = {0};
+    hsize_t dims[2] = {3, 4}, chunk[2] = {2, 3};
+    rewrite_with_hdf5(p.s, "/adam_m/fc0.weight", 2, dims, chunk, w);
+    haddr_t addr;
+    hsize_t size;
+    chunk_location(p.s, "/adam_m/fc0.weight", 1, &addr, &size);
+    flip_byte(p.s, (long long)addr + 1);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(p.s, err, sizeof err));
+    cr_assert(strstr(err, "/adam_m/fc0.weight") && strstr(err, "checksum"), "%s", err);
+}
+
 /* ---- latest, pruning, candidates ------------------------------------------------------ */
 
 Test(ckpt, keep_two_prunes_older) {
@@ -335,15 +468,16 @@ static void flip_byte(const char *path, long long offset) {
     close(fd);
 }
 
-/* Where the first chunk of dataset dpath lies in the file, and its size. */
-static void chunk_location(const char *path, const char *dpath, haddr_t *addr, hsize_t *size) {
+/* Where chunk `index` of dataset dpath lies in the file, and its size. */
+static void chunk_location(const char *path, const char *dpath, int index, haddr_t *addr,
+                           hsize_t *size) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
     cr_assert_geq(ds, 0);
     hid_t space = H5Dget_space(ds);
     hsize_t offset[4];
     unsigned mask;
-    cr_assert_geq(H5Dget_chunk_info(ds, space, 0, offset, &mask, addr, size), 0);
+    cr_assert_geq(H5Dget_chunk_info(ds, space, (hsize_t)index, offset, &mask, addr, size), 0);
     H5Sclose(space);
     H5Dclose(ds);
     H5Fclose(f);
@@ -354,7 +488,7 @@ Test(ckpt, corrupt_byte_names_the_dataset) {
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     haddr_t addr;
     hsize_t size;
-    chunk_location(p.s, "/params/fc0.weight", &addr, &size);
+    chunk_location(p.s, "/params/fc0.weight", 0, &addr, &size);
     flip_byte(p.s, (long long)(addr + size / 2));
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));

@@ -1,5 +1,8 @@
 /* test_gpt_model.c: the GPT model of jobs/gpt as a whole, without trainer, MPI or files.
  *
+ *  - Forward: logits and loss of a tiny model against a double-precision GPT-2 forward
+ *    written here from the formulas (1e-5: float32 sums of a few dozen O(1) terms;
+ *    measured 5e-7).
  *  - Gradient: every parameter tensor's gradient, the tied wte included, against central
  *    finite differences of L = sum of the token losses, on a tiny model (V = 11 padded to 16,
  *    T = 5 of block 6, C = 8, 2 heads, 2 layers, B = 2), with and without biases. Parameters
@@ -13,6 +16,7 @@
  *  - Parameter counts against the PyTorch and llm.c figures (see gpt_num_params).
  *  - Initialisation statistics, the loss at init (ln V), overfitting one batch with AdamW,
  *    and the generation path (last-position logits, shorter contexts) against the full one.
+ *  - Sampling from logits: greedy, top-k, and draw frequencies against the softmax.
  * The finite-difference checks run at one thread (see test_gpt_kernels.c, "Threads"). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -105,6 +109,131 @@ static gpt_config tiny_config(int bias) {
     return (gpt_config){.n_layer = 2, .n_head = 2, .n_embd = 8, .block_size = 6,
                         .vocab_size = 11, .padded_vocab = 16, .bias = bias};
 }
+
+/* ---- forward against a reference ---------------------------------------------------- */
+
+/* GPT-2's forward for one sequence, in double, straight from the formulas and independent
+ * of kernels.h: the check of the wiring (which input each LayerNorm sees, the q/k/v column
+ * layout, where the residuals add, the tied head) that gradient checks cannot give, since
+ * those compare the backward with whatever the forward computes. */
+typedef struct ref {
+    const model *m;
+    const gpt *g;
+    int T, C, NH;
+} ref;
+
+static const float *ref_param(const ref *r, int i) { return i < 0 ? NULL : model_param(r->m, i); }
+
+/* out[T,C] = layernorm of each row of x[T,C] */
+static void ref_layernorm(double *out, const double *x, const float *w, const float *b, int T,
+                          int C) {
+    for (int t = 0; t < T; t++) {
+        const double *row = x + (size_t)t * C;
+        double mean = 0, var = 0;
+        for (int c = 0; c < C; c++) mean += row[c] / C;
+        for (int c = 0; c < C; c++) var += (row[c] - mean) * (row[c] - mean) / C;
+        for (int c = 0; c < C; c++)
+            out[(size_t)t * C + c] = (row[c] - mean) / sqrt(var + 1e-5) * w[c] + (b ? b[c] : 0.0);
+    }
+}
+
+/* out[T,OC] (+)= x[T,IC] w[OC,IC]^T + b */
+static void ref_linear(double *out, int accumulate, const double *x, const float *w,
+                       const float *b, int T, int IC, int OC) {
+    for (int t = 0; t < T; t++)
+        for (int o = 0; o < OC; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int i = 0; i < IC; i++) s += x[(size_t)t * IC + i] * w[(size_t)o * IC + i];
+            out[(size_t)t * OC + o] = (accumulate ? out[(size_t)t * OC + o] : 0.0) + s;
+        }
+}
+
+/* y[T,C] = causal softmax(q k^T / sqrt(HS)) v per head, q|k|v the thirds of qkv[T,3C] */
+static void ref_attention(double *y, const double *qkv, int T, int C, int NH) {
+    int HS = C / NH;
+    double att[16];
+    for (int h = 0; h < NH; h++)
+        for (int i = 0; i < T; i++) {
+            const double *q = qkv + (size_t)i * 3 * C + h * HS;
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= i; j++) {
+                const double *k = qkv + (size_t)j * 3 * C + C + h * HS;
+                double s = 0;
+                for (int d = 0; d < HS; d++) s += q[d] * k[d];
+                att[j] = s / sqrt((double)HS);
+                mx = fmax(mx, att[j]);
+            }
+            for (int j = 0; j <= i; j++) sum += att[j] = exp(att[j] - mx);
+            for (int d = 0; d < HS; d++) {
+                double acc = 0;
+                for (int j = 0; j <= i; j++) acc += att[j] / sum * qkv[(size_t)j * 3 * C + 2 * C + h * HS + d];
+                y[(size_t)i * C + h * HS + d] = acc;
+            }
+        }
+}
+
+static double ref_gelu(double x) {
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 /* sqrt(2/pi) */ * (x + 0.044715 * x * x * x)));
+}
+
+/* logits[T,V] of one sequence; returns its summed loss */
+static double ref_forward(const ref *r, const int32_t *tok, const int32_t *tgt, double *logits) {
+    int T = r->T, C = r->C, V = r->g->cfg.vocab_size;
+    double x[16 * 64], h[16 * 64], qkv[16 * 3 * 64], y[16 * 64], f[16 * 4 * 64];
+    cr_assert(T <= 16 && C <= 64);
+    const float *wte = model_param(r->m, r->g->wte), *wpe = model_param(r->m, r->g->wpe);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            x[t * C + c] = (double)wte[(size_t)tok[t] * C + c] + wpe[(size_t)t * C + c];
+    for (int l = 0; l < r->g->cfg.n_layer; l++) {
+        const gpt_block *k = &r->g->blocks[l];
+        ref_layernorm(h, x, ref_param(r, k->ln1_w), ref_param(r, k->ln1_b), T, C);
+        ref_linear(qkv, 0, h, ref_param(r, k->qkv_w), ref_param(r, k->qkv_b), T, C, 3 * C);
+        ref_attention(y, qkv, T, C, r->NH);
+        ref_linear(x, 1, y, ref_param(r, k->attn_proj_w), ref_param(r, k->attn_proj_b), T, C, C);
+        ref_layernorm(h, x, ref_param(r, k->ln2_w), ref_param(r, k->ln2_b), T, C);
+        ref_linear(f, 0, h, ref_param(r, k->fc_w), ref_param(r, k->fc_b), T, C, 4 * C);
+        for (int i = 0; i < T * 4 * C; i++) f[i] = ref_gelu(f[i]);
+        ref_linear(x, 1, f, ref_param(r, k->mlp_proj_w), ref_param(r, k->mlp_proj_b), T, 4 * C, C);
+    }
+    ref_layernorm(h, x, ref_param(r, r->g->lnf_w), ref_param(r, r->g->lnf_b), T, C);
+    ref_linear(logits, 0, h, wte, NULL, T, C, V);
+    double loss = 0;
+    for (int t = 0; t < T; t++) {
+        const double *z = logits + (size_t)t * V;
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, z[v]);
+        for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
+        loss += mx + log(sum) - z[tgt[t]];
+    }
+    return loss;
+}
+
+static void check_forward(int bias) {
+    kernels_set_threads(2);
+    net n;
+    net_make(&n, tiny_config(bias), 2, 5, 21);
+    net_init_random(&n, 22);
+    float loss = net_forward(&n);
+    int V = n.g.cfg.vocab_size;
+    ref r = {&n.m, &n.g, n.T, n.g.cfg.n_embd, n.g.cfg.n_head};
+    double want = 0, logits[5 * 16], worst = 0;
+    for (int b = 0; b < n.B; b++) {
+        want += ref_forward(&r, n.tokens + b * n.T, n.targets + b * n.T, logits);
+        for (int i = 0; i < n.T * V; i++) {
+            double got = n.g.logits[(size_t)b * n.T * V + i];
+            worst = fmax(worst, fabs(got - logits[i]) / fmax(1.0, fabs(logits[i])));
+        }
+    }
+    want /= n.B * n.T;
+    cr_expect(worst < 1e-5, "bias=%d: logits differ from the reference by %g", bias, worst);
+    cr_expect(fabs(loss - want) < 1e-5 * fmax(1.0, want), "bias=%d: loss %g, reference %g", bias,
+              loss, want);
+    net_free(&n);
+}
+
+Test(gpt_model, forward_matches_reference_without_bias) { check_forward(0); }
+Test(gpt_model, forward_matches_reference_with_bias) { check_forward(1); }
 
 /* ---- gradients ---------------------------------------------------------------------- */
 
