@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dtrain needs to build and test, only those missing.
+#   scripts/install-deps.sh               build and run
+#   scripts/install-deps.sh --with-slurm  also Slurm and munge, for the Slurm test (tests/it_slurm.sh);
+#                                          on a systemd workstation this enables their services
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-      libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev slurmctld slurmd slurm-client munge)
+      libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev)
+[ "${1:-}" = --with-slurm ] && PKGS+=(slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 # Quick start 2: install what is missing, build, run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --with-slurm
 scripts/build.sh
 cd build
 ctest --output-on-failure -j 2 "$@"

@@ -11,9 +11,14 @@
 #   2. USR1 or TERM to the batch shell is passed on to the launcher as USR1; srun and mpirun
 #      both forward USR1 to every rank (mpirun would kill the ranks on TERM). The ranks stop
 #      at the next step boundary, rank 0 writes a checkpoint, and dtrain exits 75.
-#   3. Exit 75 → `scontrol requeue $SLURM_JOB_ID`. The job keeps its id, so RUN_DIR (made
-#      from the job name and id) is the same on the next start and `--resume auto` picks up
-#      the newest checkpoint in it.
+#   3. Exit 75 after USR1 (Slurm's warning before the time limit, or
+#      `scancel --batch --signal=USR1`) → `scontrol requeue $SLURM_JOB_ID`. The job keeps its
+#      id, so RUN_DIR (made from the job name and id) is the same on the next start and
+#      `--resume auto` picks up the newest checkpoint in it.
+#      Exit 75 after TERM → no requeue from here. TERM means Slurm itself is ending the job:
+#      `scancel` (requeueing would undo the user's cancel; `scontrol requeue` on a job being
+#      cancelled succeeds), the time limit, or `scontrol requeue` / preemption in REQUEUE mode,
+#      where Slurm requeues the job itself. Either way the checkpoint is written first.
 #
 # Environment (all optional; sbatch passes the submitting shell's environment to the job):
 #   DTRAIN_HOME      the dtrain checkout (the sbatch scripts default it to the submit dir)
@@ -26,9 +31,11 @@
 
 _dtrain_log() { echo "[slurm $(date +%H:%M:%S)] $*"; }
 
-# Trap handler: remember that wait was interrupted and ask the ranks to checkpoint and stop.
+# Trap handler: remember the signal (and that wait was cut short), ask the ranks to
+# checkpoint and stop.
 _dtrain_forward() {
     _dtrain_trapped=1
+    _dtrain_signals+=" $1"
     _dtrain_log "batch shell got SIG$1: asking dtrain (launcher pid $_dtrain_pid) to checkpoint and stop"
     kill -USR1 "$_dtrain_pid" 2> /dev/null || true
 }
@@ -63,7 +70,7 @@ dtrain_launch() {
         "(restart ${SLURM_RESTART_COUNT:-0}) on ${SLURM_JOB_NODELIST:-?}: ${SLURM_NTASKS:-?} tasks on" \
         "${SLURM_JOB_NUM_NODES:-?} node(s), $threads thread(s) per task, launcher ${launch[0]}, run dir $out"
 
-    _dtrain_trapped=0
+    _dtrain_trapped=0 _dtrain_signals=
     trap '_dtrain_forward USR1' USR1
     trap '_dtrain_forward TERM' TERM
     "${launch[@]}" "$bin" "$job" "$@" --out "$out" --threads "$threads" --resume auto "${extra[@]}" &
@@ -86,7 +93,15 @@ dtrain_launch() {
             return 0
             ;;
         75)
-            _dtrain_log "dtrain exited 75 (preempted, checkpoint written in $out/checkpoints)"
+            _dtrain_log "dtrain exited 75 (stopped by a signal, checkpoint written in $out/checkpoints)"
+            case "$_dtrain_signals" in
+                *TERM*)
+                    _dtrain_log "not requeueing: SIGTERM means Slurm is ending job $SLURM_JOB_ID (scancel," \
+                        "time limit, or a requeue/preemption it carries out itself); to continue later," \
+                        "resubmit with DTRAIN_OUT=$out"
+                    return 75
+                    ;;
+            esac
             [ "${DTRAIN_REQUEUE:-1}" = 1 ] || return 75
             # Requeueing our own job makes Slurm TERM this shell: nothing is left to forward.
             trap '' TERM USR1
@@ -94,19 +109,7 @@ dtrain_launch() {
                 _dtrain_log "requeued job $SLURM_JOB_ID: the next start resumes from $out/checkpoints"
                 return 0
             fi
-            # `scontrol requeue` from outside or a preempting scheduler got there first (the
-            # job is pending again), or the job is being cancelled or has hit its time limit.
-            local state
-            state=$(scontrol show job "$SLURM_JOB_ID" 2> /dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
-            case $state in
-                PENDING | REQUEUE*)
-                    _dtrain_log "job $SLURM_JOB_ID was already requeued by Slurm: the next start resumes from" \
-                        "$out/checkpoints"
-                    return 0
-                    ;;
-            esac
-            _dtrain_log "job $SLURM_JOB_ID is ${state:-gone} and could not be requeued: resubmit with" \
-                "DTRAIN_OUT=$out to resume from its checkpoints"
+            _dtrain_log "scontrol requeue $SLURM_JOB_ID failed: resubmit with DTRAIN_OUT=$out to resume"
             return 75
             ;;
         *)

@@ -3,9 +3,9 @@
 # munged from Debian's packages, started by slurm/local-cluster.sh under $TMP), then
 #   1. a LeNet job through slurm/train-1node.sbatch with 2 tasks: COMPLETED, accuracy floor;
 #   2. the same job again, sent USR1 after its first epoch as Slurm does before a time
-#      limit: it checkpoints, exits 75, requeues itself, is released at once, resumes from the
-#      checkpoint and ends with parameters and Adam state identical, to the bit, to an
-#      uninterrupted run of the same config started with plain mpirun;
+#      limit: it checkpoints, exits 75 and requeues itself; released from Slurm's 2-minute
+#      hold, it resumes from the checkpoint and ends with parameters and Adam state identical,
+#      to the bit, to an uninterrupted run of the same config started with plain mpirun;
 #   3. slurm/train-multinode.sbatch squeezed onto the one node, launched with mpirun.
 # Without Slurm (or with the ports taken by another cluster) it prints SKIP and passes,
 # unless DTRAIN_REQUIRE_SLURM=1, where that is a failure.
@@ -67,7 +67,8 @@ cd "$WORK" || exit 1
 submit() {
     local script=$1
     shift
-    sbatch --parsable "$@" "$SRC/slurm/$script"
+    sbatch --parsable "$@" "$SRC/slurm/$script" 2> "$TMP/sbatch.err" ||
+        fail "sbatch $script refused the job: $(cat "$TMP/sbatch.err")"
 }
 
 job_field() { scontrol show job "$1" | grep -o "\b$2=[^ ]*" | head -n 1 | cut -d= -f2; }
@@ -93,14 +94,16 @@ wait_gone() {
     job_failed "$1" "still in the queue after $2 s"
 }
 
-# wait_state JID STATE SECONDS
+# wait_state JID STATE SECONDS: until squeue shows the job in STATE; fails at once if it ends
 wait_state() {
-    local i
+    local i state
     for ((i = 0; i < $3 * 5; i++)); do
-        [ "$(squeue -h -j "$1" -o %T 2> /dev/null)" = "$2" ] && return 0
+        state=$(squeue -h -j "$1" -o %T 2> /dev/null || true)
+        [ "$state" = "$2" ] && return 0
+        [ -z "$state" ] && job_failed "$1" "ended ($(job_field "$1" JobState)) instead of becoming $2"
         sleep 0.2
     done
-    job_failed "$1" "not $2 after $3 s (state '$(squeue -h -j "$1" -o %T 2> /dev/null)')"
+    job_failed "$1" "not $2 after $3 s (state '$state')"
 }
 
 # Every job trains the same thing; the scripts' own defaults are for real clusters, so the
@@ -119,7 +122,9 @@ run=$WORK/runs/plain-$jid
 [ -f "$run/summary.json" ] || job_failed "$jid" "no $run/summary.json"
 acc=$(json_num "$run/summary.json" test_acc)
 ge "$acc" 0.96 || job_failed "$jid" "test_acc $acc < 0.96 after $EPOCHS epochs"
-grep -q "launcher srun" plain-"$jid".out || job_failed "$jid" "dtrain was not started by srun"
+# the world dtrain found through PMIx: the allocation's 2 tasks, not 2 singletons
+grep -q "2 ranks on 1 node .*launcher srun" plain-"$jid".out || job_failed "$jid" "dtrain was not started by srun"
+grep -q "SLURM_NTASKS=2 SLURM_PROCID=0" plain-"$jid".out || job_failed "$jid" "no Slurm world line"
 [ "$(json_num "$run/summary.json" world_size)" = 2 ] || job_failed "$jid" "world size is not 2"
 ok "job $jid (train-1node.sbatch, 2 tasks via srun): COMPLETED, test_acc $acc, $((SECONDS - t)) s"
 
@@ -141,6 +146,9 @@ wait_for "$log" "^epoch 1/" 60 || job_failed "$jid" "no 'epoch 1' line within 60
 scancel --batch --signal=USR1 "$jid"
 # The script requeues the job itself; Slurm then holds it ~2 minutes (BeginTime) unless released.
 wait_state "$jid" PENDING 60
+# slurmd revokes the ended run's credential with one-second resolution: a restart allocated
+# within the same second is killed with "Job credential revoked" (FAILED, exit 1).
+sleep 2
 scontrol update JobId="$jid" StartTime=now
 wait_gone "$jid" 120
 state=$(job_field "$jid" JobState)
