@@ -26,9 +26,8 @@
 #include "util.h"
 
 #define PATH_LEN 4096
-/* Chunks of 4 MiB: the per-chunk cost (a B-tree entry, a filter call, a write) vanishes
- * against the copy, and chunks larger than HDF5's 1 MiB chunk cache bypass it, so a big
- * tensor goes from the caller's buffer through the checksum to write(2) once. */
+/* Chunks of at most 4 MiB: the per-chunk cost (a chunk-index entry, one call) vanishes
+ * against the copy, and a chunk stays in the CPU cache from the copy to the checksum. */
 #define CHUNK_BYTES ((size_t)4 << 20)
 #define CRASH_ENV "DTRAIN_TEST_CRASH_IN_CHECKPOINT"
 #define LATEST_TMP ".latest.tmp"
@@ -207,7 +206,7 @@ static ckpt_file *list_checkpoints(const char *dir, int *count) {
     char path[PATH_LEN];
     while ((e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        if (nm[0] == '.' || !has_suffix(nm, ".h5") || strlen(nm) == 3) continue;
+        if (nm[0] == '.' || !has_suffix(nm, ".h5")) continue;
         if (join(path, dir, nm, NULL, 0) != 0 || !is_regular_file(path)) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -318,13 +317,15 @@ static int grid_init(chunk_grid *g, int ndim, const hsize_t *dims, const hsize_t
     g->ndim = ndim;
     g->elem = elem;
     g->chunk_bytes = elem;
+    int j = -1; /* the last dimension where chunks are not whole */
     for (int d = ndim - 1; d >= 0; d--) {
         g->dims[d] = dims[d];
         g->chunk[d] = chunk[d];
         g->stride[d] = d == ndim - 1 ? 1 : g->stride[d + 1] * (size_t)dims[d + 1];
         g->chunk_bytes *= (size_t)chunk[d];
-        if (chunk[d] != dims[d] && g->j == 0) g->j = d; /* the last partial dimension */
+        if (j < 0 && chunk[d] != dims[d]) j = d;
     }
+    g->j = j < 0 ? 0 : j;
     for (int d = 0; d < g->j; d++)
         if (chunk[d] != 1) return -1;
     return 0;
@@ -509,8 +510,9 @@ static int put_dataset(writer *w, const char *dpath, hid_t ftype, hid_t mtype, i
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dapl = H5Pcreate(H5P_DATASET_ACCESS);
     hid_t ds = -1;
     int rc = 0;
-    /* no chunk cache: every chunk goes to the disk inside the write call, so that a write
-     * error shows up there, where it can be handled, and not in a later flush */
+    /* no chunk cache (for the H5Dwrite path; H5Dwrite_chunk bypasses it anyway): every
+     * chunk goes to the disk inside the write call, so that a write error shows up there,
+     * where it can be handled, and not in a later flush */
     if (space < 0 || dcpl < 0 || lcpl < 0 || dapl < 0 ||
         H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
         H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) < 0 ||
@@ -557,15 +559,34 @@ static int write_tensors(writer *w, const ckpt_tensor *ts, int n) {
     return 0;
 }
 
-/* Format 1.8 (superblock v2, object header v2) puts a checksum on the metadata too, so the
- * attributes are protected like the data; h5py and h5dump read it. A strong close degree
- * makes H5Fclose really close the file, so that the fsync after it sees every byte. */
-static hid_t create_file(writer *w) {
+/* File access for writing and reading checkpoints. No file locks: the one writer makes the
+ * file under a temporary name and readers only ever see it complete, so HDF5's locks guard
+ * nothing here, while they fail on file systems without flock (NFS, some Lustre mounts).
+ * For writing, format 1.8 (superblock v2, object header v2) puts a checksum on the
+ * metadata too, so the attributes are protected like the data, and h5py and h5dump still
+ * read it; a strong close degree makes H5Fclose really close the file, so that the fsync
+ * after it sees every byte. */
+static hid_t make_fapl(int writing) {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    int ok = 1;
+#if H5_VERSION_GE(1, 10, 7)
+    ok = H5Pset_file_locking(fapl, 0, 1) >= 0;
+#endif
+    if (ok && writing)
+        ok = H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0 &&
+             H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0;
+    if (!ok) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+static hid_t create_file(writer *w) {
+    hid_t fapl = make_fapl(1);
     hid_t f = -1;
-    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0 &&
-        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
-        f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0) f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (f < 0) fail_h5(w->err, w->errlen, w->tmp, "create", NULL);
     if (fapl >= 0) H5Pclose(fapl);
     return f;
@@ -578,9 +599,10 @@ static void abandon_file(writer *w) {
 }
 
 /* The final flush writes the metadata HDF5 has cached (object headers, chunk indexes). If
- * the disk cannot take it, say so now: a flush that fails half-way cannot be undone in
- * HDF5 1.10 (see detach_from_disk). Twice the cache size leaves room for what is not yet
- * counted (the superblock, free-space records). */
+ * the disk cannot take it, say so now: once a flush has failed half-way, HDF5 1.10 can no
+ * longer close the file cleanly, detached or not (see detach_from_disk), and the process
+ * would crash at exit. Twice the cache size leaves room for what it does not count (the
+ * superblock, free-space records). */
 static int room_for_metadata(writer *w) {
     size_t max_size, min_clean, cur_size;
     int nentries;
@@ -633,11 +655,19 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
     const char *op = NULL;
-    if (write_all(fd, line, (size_t)len) != 0) op = "write";
-    else if (fsync(fd) != 0) op = "fsync";
+    if (write_all(fd, line, (size_t)len) != 0)
+        op = "write";
+    else if (fsync(fd) != 0)
+        op = "fsync";
     int e = errno;
-    if (close(fd) != 0 && !op) op = "close", e = errno;
-    if (!op && rename(tmp, path) != 0) op = "rename to latest", e = errno;
+    if (close(fd) != 0 && !op) {
+        op = "close";
+        e = errno;
+    }
+    if (!op && rename(tmp, path) != 0) {
+        op = "rename to latest";
+        e = errno;
+    }
     if (op) {
         unlink(tmp);
         return fail(err, errlen, "%s: %s: %s", tmp, op, strerror(e));
@@ -691,8 +721,10 @@ static void remove_stale_temps(const char *dir) {
     closedir(d);
 }
 
+/* A name for one path component: a file, a group or a dataset. */
 static int valid_name(const char *s) {
-    return s && s[0] && !strchr(s, '/') && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+    return s && s[0] && strlen(s) < 256 && !strchr(s, '/') && strcmp(s, ".") != 0 &&
+           strcmp(s, "..") != 0;
 }
 
 static int is_required_attr(const char *key) {
@@ -859,7 +891,9 @@ static int get_str_attr(ckpt *c, const char *key, char **out) {
 }
 
 static int check_version(ckpt *c) {
-    if (H5Aexists(c->file, "format_version") <= 0)
+    htri_t ex = H5Aexists(c->file, "format_version");
+    if (ex < 0) return c_fail_h5(c, "read attribute", "format_version");
+    if (ex == 0)
         return fail(c->err, c->errlen, "%s: not a dtrain checkpoint (no format_version attribute)",
                     c->path);
     int v;
@@ -926,7 +960,7 @@ static int read_extras(ckpt *c) {
     return 0;
 }
 
-/* Opens dpath and checks it is a dataset of rank `ndim` with the given dims (NULL: any). */
+/* Opens dpath, checks that it is a dataset of rank `ndim`, and fills dims. */
 static hid_t open_dataset(ckpt *c, const char *dpath, int ndim, hsize_t *dims) {
     if (H5Lexists(c->file, dpath, H5P_DEFAULT) <= 0)
         return fail(c->err, c->errlen, "%s: dataset %s missing", c->path, dpath);
@@ -944,14 +978,16 @@ static hid_t open_dataset(ckpt *c, const char *dpath, int ndim, hsize_t *dims) {
     return ds;
 }
 
+/* Reads all of ds (through HDF5's own reader) and closes it. */
 static int read_all(ckpt *c, hid_t ds, const char *dpath, hid_t mtype, void *out) {
     int rc = 0;
-    if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) rc = c_fail_h5(c, "read", dpath);
+    if (H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        rc = c_fail_h5(c, "read", dpath);
     H5Dclose(ds);
     return rc;
 }
 
-static int read_state(ckpt *c) {
+static int read_rng(ckpt *c) {
     hsize_t dims[2];
     hid_t ds = open_dataset(c, "/rng_states", 2, dims);
     if (ds < 0) return -1;
@@ -961,9 +997,13 @@ static int read_state(ckpt *c) {
                     (unsigned long long)dims[0], (unsigned long long)dims[1], c->meta.world_size);
     }
     c->rng = xmalloc((size_t)dims[0] * 4 * sizeof *c->rng);
-    if (read_all(c, ds, "/rng_states", H5T_NATIVE_UINT64, c->rng)) return -1;
     c->meta.rng_states = c->rng;
-    ds = open_dataset(c, "/job_state", 1, dims);
+    return read_all(c, ds, "/rng_states", H5T_NATIVE_UINT64, c->rng);
+}
+
+static int read_job_state(ckpt *c) {
+    hsize_t dims[1];
+    hid_t ds = open_dataset(c, "/job_state", 1, dims);
     if (ds < 0) return -1;
     c->meta.job_state_len = (size_t)dims[0];
     if (dims[0] == 0) {
@@ -1062,8 +1102,10 @@ static int raw_grid(hid_t ds, hid_t type, hid_t fspace, chunk_grid *g) {
     if (dcpl < 0) return -1;
     unsigned flags;
     size_t ncd = 0;
+    unsigned opts = 1;
+    /* H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS would leave edge chunks without a checksum */
     int ok = H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, ndim, chunk) == ndim &&
-             H5Pget_nfilters(dcpl) == 1 &&
+             H5Pget_chunk_opts(dcpl, &opts) >= 0 && opts == 0 && H5Pget_nfilters(dcpl) == 1 &&
              H5Pget_filter2(dcpl, 0, &flags, &ncd, NULL, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
     H5Pclose(dcpl);
     size_t elem = H5Tget_size(type);
@@ -1076,7 +1118,8 @@ static int read_chunks(ckpt *c, hid_t ds, const char *dpath, chunk_grid *g, void
     do {
         hsize_t stored = 0;
         uint32_t mask = 0;
-        if (H5Dget_chunk_storage_size(ds, g->start, &stored) < 0) return c_fail_h5(c, "read", dpath);
+        if (H5Dget_chunk_storage_size(ds, g->start, &stored) < 0)
+            return c_fail_h5(c, "read", dpath);
         if (stored != g->chunk_bytes + 4)
             return fail(c->err, c->errlen, "%s: %s: a chunk of %llu bytes, expected %zu (the "
                         "file is corrupt)", c->path, dpath, (unsigned long long)stored,
@@ -1103,7 +1146,8 @@ static int verify_dataset(ckpt *c, hid_t ds, const char *dpath) {
         rc = c_fail_h5(c, "read", dpath);
     else if (H5Tis_variable_str(type) > 0 || H5Tget_class(type) == H5T_VLEN)
         rc = 0; /* not ours, and nothing a checksum protects */
-    else if (H5Sget_simple_extent_type(fspace) == H5S_NULL || H5Sget_simple_extent_npoints(fspace) == 0)
+    else if (H5Sget_simple_extent_type(fspace) == H5S_NULL ||
+             H5Sget_simple_extent_npoints(fspace) == 0)
         rc = 0;
     else if (raw_grid(ds, type, fspace, &g) == 0)
         rc = read_chunks(c, ds, dpath, &g, NULL);
@@ -1139,11 +1183,12 @@ static int verify_group(ckpt *c, hid_t grp, const char *prefix, int depth) {
 }
 
 static int open_file(ckpt *c) {
-    c->file = H5Fopen(c->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (c->file < 0) {
-        h5_why w = why_now();
+    hid_t fapl = make_fapl(0);
+    if (fapl >= 0) c->file = H5Fopen(c->path, H5F_ACC_RDONLY, fapl);
+    h5_why w = why_now(); /* before H5Pclose clears the error stack */
+    if (fapl >= 0) H5Pclose(fapl);
+    if (c->file < 0)
         return fail(c->err, c->errlen, "%s: cannot open as HDF5: %s", c->path, why_text(&w));
-    }
     /* the whole file is about to be read: let the kernel read ahead while we checksum */
     void *handle = NULL;
     if (H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) >= 0 && handle)
@@ -1159,7 +1204,7 @@ ckpt *ckpt_open(const char *path, char *err, size_t errlen) {
     c->errlen = errlen;
     h5_quiet q;
     quiet_begin(&q);
-    int rc = open_file(c) || read_attrs(c) || read_extras(c) || read_state(c) ||
+    int rc = open_file(c) || read_attrs(c) || read_extras(c) || read_rng(c) || read_job_state(c) ||
              verify_group(c, c->file, "", 0);
     quiet_end(&q);
     c->err = NULL;
@@ -1199,39 +1244,47 @@ int ckpt_has(const ckpt *c, const char *group, const char *name) {
     return yes;
 }
 
-static int read_tensor(ckpt *c, const ckpt_tensor *t, const char *dpath) {
-    if (!has_link(c->file, t->group, t->name))
-        return fail(c->err, c->errlen, "%s: %s: not in the checkpoint", c->path, dpath);
-    hsize_t want[4], got[MAX_RANK];
-    for (int d = 0; d < t->ndim; d++) want[d] = (hsize_t)t->shape[d];
-    hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
-    if (ds < 0) return c_fail_h5(c, "open", dpath);
+/* 0 when ds has exactly t's shape; otherwise the message names both shapes. */
+static int check_shape(ckpt *c, hid_t ds, const ckpt_tensor *t, const char *dpath) {
+    hsize_t got[MAX_RANK], want[4];
     hid_t sp = H5Dget_space(ds);
     int nd = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
     if (nd >= 0 && nd <= MAX_RANK) H5Sget_simple_extent_dims(sp, got, NULL);
     if (sp >= 0) H5Sclose(sp);
+    for (int d = 0; d < t->ndim; d++) want[d] = (hsize_t)t->shape[d];
     int same = nd == t->ndim;
     for (int d = 0; same && d < nd; d++) same = got[d] == want[d];
-    if (!same) {
-        char a[128] = "?", b[128];
-        if (nd >= 0 && nd <= MAX_RANK) shape_text(a, sizeof a, nd, got);
-        shape_text(b, sizeof b, t->ndim, want);
-        H5Dclose(ds);
-        return fail(c->err, c->errlen, "%s: %s: shape %s in the checkpoint, expected %s", c->path,
-                    dpath, a, b);
-    }
-    if (nelems(nd, got) == 0) {
-        H5Dclose(ds);
-        return 0;
-    }
+    if (same) return 0;
+    char a[128] = "?", b[128];
+    if (nd >= 0 && nd <= MAX_RANK) shape_text(a, sizeof a, nd, got);
+    shape_text(b, sizeof b, t->ndim, want);
+    return fail(c->err, c->errlen, "%s: %s: shape %s in the checkpoint, expected %s", c->path,
+                dpath, a, b);
+}
+
+/* Through the raw chunks when the dataset allows it, else through HDF5's reader. */
+static int read_floats(ckpt *c, hid_t ds, const char *dpath, float *out) {
     hid_t type = H5Dget_type(ds), fspace = H5Dget_space(ds);
     chunk_grid g;
     int raw = type >= 0 && fspace >= 0 && H5Tequal(type, H5T_NATIVE_FLOAT) > 0 &&
               raw_grid(ds, type, fspace, &g) == 0;
     if (fspace >= 0) H5Sclose(fspace);
     if (type >= 0) H5Tclose(type);
-    if (!raw) return read_all(c, ds, dpath, H5T_NATIVE_FLOAT, t->data);
-    int rc = read_chunks(c, ds, dpath, &g, t->data);
+    if (raw) return read_chunks(c, ds, dpath, &g, out);
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        return c_fail_h5(c, "read", dpath);
+    return 0;
+}
+
+static int read_tensor(ckpt *c, const ckpt_tensor *t, const char *dpath) {
+    if (!has_link(c->file, t->group, t->name))
+        return fail(c->err, c->errlen, "%s: %s: not in the checkpoint", c->path, dpath);
+    hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
+    if (ds < 0) return c_fail_h5(c, "open", dpath);
+    long long n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    int rc = check_shape(c, ds, t, dpath);
+    if (rc == 0 && n > 0) rc = read_floats(c, ds, dpath, t->data);
     H5Dclose(ds);
     return rc;
 }

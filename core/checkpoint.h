@@ -9,10 +9,12 @@
  *   attributes on "/": format_version (int), job (string), step, epoch, step_in_epoch
  *   (int64), world_size (int), config (string, the resolved config text), lr (double),
  *   metrics (string, JSON of the last logged metrics), and any extra int64/double
- *   attributes the caller adds.
+ *   attributes the caller adds. Strings are fixed-length UTF-8 (h5py reads them as bytes).
  *
  *   Datasets are chunked (at most 4 MiB a chunk) because Fletcher32 needs chunks; empty
- *   ones are contiguous. The file uses the HDF5 1.8 format, whose metadata is checksummed.
+ *   ones are contiguous. The file uses the HDF5 1.8 format, whose metadata (attributes
+ *   included) is checksummed too. The chunks are checksummed and checked by this module
+ *   itself, bit-identical to HDF5's filter, so HDF5 tools verify them as usual.
  *
  * Writing: to DIR/.NAME.h5.tmp, H5Fflush, H5Fclose, fsync, rename to DIR/NAME.h5, fsync DIR;
  * then DIR/latest (a one-line text file holding NAME.h5) is replaced the same way; only

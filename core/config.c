@@ -211,7 +211,8 @@ char *config_to_string(const config *c) {
 void config_print_help(const config *c, FILE *f) {
     for (int i = 0; i < c->n; i++) {
         const cfg_spec *s = c->spec[i];
-        fprintf(f, "  --%-18s %s (default %s%s%s)\n", s->key, s->help, s->def[0] ? s->def : "''",
+        const char *v = c->value[i]; /* the job's default where it overrides the key's */
+        fprintf(f, "  --%-18s %s (default %s%s%s)\n", s->key, s->help, v[0] ? v : "''",
                 s->allowed ? "; " : "", s->allowed ? s->allowed : "");
     }
 }

@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "classify/classify.h"
+#include "diffusion/diffusion.h"
 #include "gpt/gpt.h"
 #include "mnist_idx.h"
 #include "tokens.h"
 #include "trainer.h"
 
-static const job *const jobs[] = {&classify_job, &gpt_job};
+static const job *const jobs[] = {&classify_job, &gpt_job, &diffusion_job};
 #define NJOBS (sizeof jobs / sizeof jobs[0])
 
 static void usage(FILE *f) {

@@ -52,10 +52,6 @@ static void teardown(void) {
 
 TestSuite(ckpt, .init = setup, .fini = teardown);
 
-static void flip_byte(const char *path, long long offset);
-static void chunk_location(const char *path, const char *dpath, int index, haddr_t *addr,
-                           hsize_t *size);
-
 /* ---- a small model's state ------------------------------------------------------------ */
 
 typedef struct {
@@ -75,7 +71,8 @@ static void make_state(state *s, long long step, float seed) {
     s->t[1] = (ckpt_tensor){"params", "fc0.bias", 1, {5}, s->b};
     s->t[2] = (ckpt_tensor){"adam_m", "fc0.weight", 2, {3, 4}, s->mw};
     s->t[3] = (ckpt_tensor){"adam_m", "fc0.bias", 1, {5}, s->mb};
-    for (int i = 0; i < 8; i++) s->rng[i] = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)step;
+    for (int i = 0; i < 8; i++)
+        s->rng[i] = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)step;
     for (int i = 0; i < 10; i++) s->js[i] = (uint8_t)(i * 7 + step);
     ckpt_meta *m = &s->meta;
     snprintf(m->job, sizeof m->job, "classify");
@@ -148,6 +145,59 @@ static int count_temps(const char *dir) {
     return n;
 }
 
+static void flip_byte(const char *path, long long offset) {
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    unsigned char b;
+    cr_assert_eq(pread(fd, &b, 1, offset), 1);
+    b ^= 0x5a;
+    cr_assert_eq(pwrite(fd, &b, 1, offset), 1);
+    close(fd);
+}
+
+/* Where chunk `index` of dataset dpath lies in the file, and its size. */
+static void chunk_location(const char *path, const char *dpath, int index, haddr_t *addr,
+                           hsize_t *size) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+    cr_assert_geq(ds, 0);
+    hid_t space = H5Dget_space(ds);
+    hsize_t offset[4];
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info(ds, space, (hsize_t)index, offset, &mask, addr, size), 0);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+}
+
+/* HDF5 numbers the identifiers of each kind consecutively and never reuses one, so the
+ * dataspaces, property lists and types created since a mark that are still valid are the
+ * ones someone forgot to close; open files, groups, datasets and attributes are counted
+ * directly. h5_leaks(h5_mark()) is 0 when the code in between closed all it opened. */
+typedef struct {
+    hid_t space, plist, type;
+} h5_marks;
+
+static h5_marks h5_mark(void) {
+    h5_marks m = {H5Screate(H5S_SCALAR), H5Pcreate(H5P_DATASET_XFER), H5Tcopy(H5T_NATIVE_INT)};
+    H5Sclose(m.space);
+    H5Pclose(m.plist);
+    H5Tclose(m.type);
+    return m;
+}
+
+static long long valid_between(hid_t from, hid_t to) {
+    long long n = 0;
+    for (hid_t id = from + 1; id < to; id++) n += H5Iis_valid(id) > 0;
+    return n;
+}
+
+static long long h5_leaks(h5_marks before) {
+    h5_marks now = h5_mark();
+    return valid_between(before.space, now.space) + valid_between(before.plist, now.plist) +
+           valid_between(before.type, now.type) + H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+}
+
 static ckpt *open_ok(const char *path) {
     char err[512] = "";
     ckpt *c = ckpt_open(path, err, sizeof err);
@@ -190,6 +240,7 @@ static void check_state(const char *path, long long step, float seed) {
 /* ---- round trips ---------------------------------------------------------------------- */
 
 Test(ckpt, round_trip_and_latest) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 10, 1.5f, 0);
     pathbuf p = join(tmp, "ckpt-00000010.h5");
     check_state(p.s, 10, 1.5f);
@@ -216,6 +267,7 @@ Test(ckpt, round_trip_and_latest) {
     cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000020.h5\n");
     check_state(join(tmp, "ckpt-00000020.h5").s, 20, 2.5f);
     check_state(p.s, 10, 1.5f);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, empty_job_state_and_strings) {
@@ -227,7 +279,8 @@ Test(ckpt, empty_job_state_and_strings) {
     s.meta.metrics_json = NULL;
     s.meta.nextra = 0;
     char err[512] = "";
-    cr_assert_eq(ckpt_write(tmp, "ckpt-00000005", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000005", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s",
+                 err);
     ckpt *c = open_ok(join(tmp, "ckpt-00000005.h5").s);
     const ckpt_meta *m = ckpt_get_meta(c);
     cr_assert_eq(m->job_state_len, 0);
@@ -282,7 +335,8 @@ Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
     s.t[0] = (ckpt_tensor){"params", "wide", 2, {1100, 1000}, a};
     s.t[1] = (ckpt_tensor){"params", "long", 2, {2, 1500000}, b};
     char err[512] = "";
-    cr_assert_eq(ckpt_write(tmp, "ckpt-00000001", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000001", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s",
+                 err);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
 
     hid_t f = H5Fopen(p.s, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -351,6 +405,7 @@ static void rewrite_with_hdf5(const char *path, const char *dpath, int ndim, con
  * checked by our own checksum code, other chunk shapes go through HDF5's reader; either
  * way the values come back, and a corrupt byte is caught. */
 Test(ckpt, reads_datasets_written_by_hdf5) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     float w[12], b[5];
@@ -377,6 +432,7 @@ Test(ckpt, reads_datasets_written_by_hdf5) {
     cr_assert_eq(ckpt_read(c, &tb, err, sizeof err), 0, "%s", err);
     cr_assert_arr_eq(got, b, sizeof b);
     ckpt_close(c);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, corrupt_chunk_of_a_dataset_written_by_hdf5) {
@@ -458,32 +514,9 @@ Test(ckpt, candidates_latest_first_then_by_step) {
 
 /* ---- damaged files -------------------------------------------------------------------- */
 
-static void flip_byte(const char *path, long long offset) {
-    int fd = open(path, O_RDWR);
-    cr_assert_geq(fd, 0);
-    unsigned char b;
-    cr_assert_eq(pread(fd, &b, 1, offset), 1);
-    b ^= 0x5a;
-    cr_assert_eq(pwrite(fd, &b, 1, offset), 1);
-    close(fd);
-}
-
-/* Where chunk `index` of dataset dpath lies in the file, and its size. */
-static void chunk_location(const char *path, const char *dpath, int index, haddr_t *addr,
-                           hsize_t *size) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
-    cr_assert_geq(ds, 0);
-    hid_t space = H5Dget_space(ds);
-    hsize_t offset[4];
-    unsigned mask;
-    cr_assert_geq(H5Dget_chunk_info(ds, space, (hsize_t)index, offset, &mask, addr, size), 0);
-    H5Sclose(space);
-    H5Dclose(ds);
-    H5Fclose(f);
-}
 
 Test(ckpt, corrupt_byte_names_the_dataset) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     haddr_t addr;
@@ -492,14 +525,17 @@ Test(ckpt, corrupt_byte_names_the_dataset) {
     flip_byte(p.s, (long long)(addr + size / 2));
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
-    cr_assert(strstr(err, p.s) && strstr(err, "/params/fc0.weight") && strstr(err, "checksum"), "%s",
+    cr_assert(strstr(err, p.s) && strstr(err, "/params/fc0.weight") && strstr(err, "checksum"),
+              "%s",
               err);
     cr_assert_null(strchr(err, '\n'));
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 /* A flipped byte in the metadata (here: the root's attributes) is caught by the metadata
  * checksums of the file format. */
 Test(ckpt, corrupt_metadata_fails) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     /* the config text is stored once, in the root group's object header */
@@ -516,9 +552,11 @@ Test(ckpt, corrupt_metadata_fails) {
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
     cr_assert(strstr(err, p.s), "%s", err);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, truncated_file_fails) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     struct stat st;
@@ -527,9 +565,11 @@ Test(ckpt, truncated_file_fails) {
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
     cr_assert(strstr(err, p.s) && strstr(err, "truncated"), "%s", err);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, not_hdf5_or_missing) {
+    h5_marks ids = h5_mark();
     pathbuf p = join(tmp, "junk.h5");
     FILE *f = fopen(p.s, "w");
     fputs("not an HDF5 file\n", f);
@@ -539,6 +579,28 @@ Test(ckpt, not_hdf5_or_missing) {
     cr_assert(strstr(err, p.s) && strstr(err, "cannot open as HDF5"), "%s", err);
     cr_assert_null(ckpt_open(join(tmp, "missing.h5").s, err, sizeof err));
     cr_assert(strstr(err, "No such file or directory"), "%s", err);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
+}
+
+/* HDF5's error printing is silenced during a call, and the caller's setting restored. */
+static herr_t count_reports(hid_t stack, void *data) {
+    (void)stack;
+    ++*(int *)data;
+    return 0;
+}
+
+Test(ckpt, hdf5_error_handler_restored) {
+    int reports = 0;
+    H5Eset_auto2(H5E_DEFAULT, count_reports, &reports);
+    char err[512];
+    cr_assert_null(ckpt_open(join(tmp, "missing.h5").s, err, sizeof err));
+    cr_assert_eq(reports, 0, "HDF5 reported an error stack during ckpt_open");
+    H5E_auto2_t func = NULL;
+    void *data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &func, &data);
+    cr_assert(func == count_reports && data == &reports, "the error handler was not restored");
+    H5Fopen(join(tmp, "missing.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(reports, 1);
 }
 
 /* Edits the root attributes of a written checkpoint with plain HDF5 calls. */
@@ -555,6 +617,7 @@ static void edit_attrs(const char *path, const char *del, int version) {
 }
 
 Test(ckpt, wrong_format_version) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     edit_attrs(p.s, NULL, 7);
@@ -562,18 +625,22 @@ Test(ckpt, wrong_format_version) {
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
     snprintf(want, sizeof want, "%s: format_version 7, expected 1", p.s);
     cr_assert_str_eq(err, want);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, missing_attribute) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     edit_attrs(p.s, "step_in_epoch", 0);
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
     cr_assert(strstr(err, p.s) && strstr(err, "'step_in_epoch' missing"), "%s", err);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 Test(ckpt, read_checks_shape_and_name) {
+    h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = join(tmp, "ckpt-00000001.h5");
     ckpt *c = open_ok(p.s);
@@ -594,6 +661,7 @@ Test(ckpt, read_checks_shape_and_name) {
     cr_assert_eq(ckpt_read(c, &t3, err, sizeof err), -1);
     cr_assert(strstr(err, "/ema/fc0.weight: not in the checkpoint"), "%s", err);
     ckpt_close(c);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 /* ---- failing file systems ------------------------------------------------------------- */
@@ -612,6 +680,7 @@ Test(ckpt, unwritable_directory) {
 }
 
 Test(ckpt, bad_arguments) {
+    h5_marks ids = h5_mark();
     state s;
     make_state(&s, 1, 1.0f);
     char err[512] = "";
@@ -631,6 +700,7 @@ Test(ckpt, bad_arguments) {
     cr_assert_eq(count_temps(tmp), 0);
     cr_assert_not(exists(join(tmp, "ckpt-1.h5").s));
     cr_assert_not(exists(join(tmp, "latest").s));
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
 /* A small tmpfs, when this process may mount one (root in a container usually may). */
@@ -655,8 +725,8 @@ static void check_survivor(const char *dir, long long step, float seed) {
 }
 
 /* ckpt_write in a child process that then shuts HDF5 down (H5close) as its exit would: a
- * failed write must leave HDF5 able to do that (1.10 crashes there after a failed
- * H5Fclose). Returns ckpt_write's result; its message goes to err. */
+ * failed write must close all it opened and leave HDF5 able to shut down (1.10 crashes
+ * there after a failed H5Fclose). Returns ckpt_write's result; its message goes to err. */
 static int write_in_child(const char *dir, const char *name, const state *s, char *err,
                           size_t errlen) {
     int fds[2];
@@ -666,10 +736,12 @@ static int write_in_child(const char *dir, const char *name, const state *s, cha
     if (pid == 0) {
         close(fds[0]);
         char e[512] = "";
+        h5_marks ids = h5_mark();
         int rc = ckpt_write(dir, name, &s->meta, s->t, 4, 2, e, sizeof e);
+        int leaks = h5_leaks(ids) != 0;
         ssize_t n = write(fds[1], e, strlen(e) + 1);
         H5close();
-        _exit(rc == 0 && n > 0 ? 0 : 1);
+        _exit(leaks ? 2 : rc == 0 && n > 0 ? 0 : 1);
     }
     close(fds[1]);
     ssize_t got = 0, n;
@@ -680,11 +752,13 @@ static int write_in_child(const char *dir, const char *name, const state *s, cha
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status), "after ckpt_write (\"%s\") the process died by signal %d", err,
               WTERMSIG(status));
+    cr_assert_neq(WEXITSTATUS(status), 2, "ckpt_write (\"%s\") left HDF5 identifiers open", err);
     return WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 Test(ckpt, disk_full_and_read_only) {
-    if (mount_tmpfs("size=256k") != 0) cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+    if (mount_tmpfs("size=256k") != 0)
+        cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
     write_ok(mnt, 1, 1.0f, 2);
 
     /* 1 MB of parameters cannot fit */
@@ -698,7 +772,8 @@ Test(ckpt, disk_full_and_read_only) {
               err);
     check_survivor(mnt, 1, 1.0f);
     /* and this process can still write elsewhere */
-    cr_assert_eq(ckpt_write(tmp, "ckpt-00000002", &s.meta, s.t, 4, 2, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_write(tmp, "ckpt-00000002", &s.meta, s.t, 4, 2, err, sizeof err), 0, "%s",
+                 err);
 
     cr_assert_eq(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=256k"), 0, "%s",
                  strerror(errno));

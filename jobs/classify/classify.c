@@ -301,6 +301,17 @@ void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *
     memcpy(logits, c->act[c->nlayers], (size_t)n * NCLASSES * sizeof(float));
 }
 
+int classify_features(void *js, trainer *t, const uint8_t *images, int n, float *feat) {
+    classify *c = js;
+    int width = (int)layer_in_size(&c->layers[c->nlayers - 1]);
+    if (!feat) return width;
+    if (n > c->cap) DIE("batch of %d exceeds the buffers (%d)", n, c->cap);
+    load_input(c, images, n);
+    forward(c, &t->model, n);
+    memcpy(feat, c->act[c->nlayers - 1], (size_t)n * width * sizeof(float));
+    return width;
+}
+
 /* Test hook (DTRAIN_TEST_TRACE_EXAMPLES=PREFIX): each rank appends "epoch index" lines for
  * every training example it consumes to PREFIX.RANK, so that tests can check that a
  * resumed epoch neither repeats nor skips examples. */

@@ -18,4 +18,9 @@ float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t 
 /* Forward only: writes n x classes logits of the model for the given images. */
 void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits);
 
+/* Forward only: the input of the last layer for n images (for LeNet, the 84 activations
+ * after the last hidden ReLU: the features of the diffusion job's Fréchet distance), as
+ * n x width floats; returns width. With feat NULL, only returns width. */
+int classify_features(void *js, trainer *t, const uint8_t *images, int n, float *feat);
+
 #endif

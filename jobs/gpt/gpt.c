@@ -54,7 +54,8 @@ static const char gpt_defaults[] = "batch_size = 12\n"
                                    "beta1 = 0.9\n"
                                    "beta2 = 0.99\n"
                                    "eval_interval = 250\n"
-                                   "log_interval = 50\n";
+                                   "log_interval = 50\n"
+                                   "ckpt_interval = 500\n";
 
 typedef struct gpt_run {
     gpt g;

@@ -6,9 +6,11 @@
  *   logits = ln_f(x) . wte[0:V]^T                              [N,V], head tied to wte
  *   loss = mean cross-entropy of softmax(logits) against the next tokens
  *
- * The head multiplies by the first V rows of wte only: the padded rows Vp - V exist so that
- * the arena layout matches GPU-friendly checkpoints, but no token id reaches them, so they
- * would only add logits that the softmax must learn to suppress.
+ * The head multiplies by the first V rows of wte only, and the softmax runs over those V
+ * logits, as llm.c's does. The padded rows V .. Vp-1 are there for the layout: a vocabulary
+ * dimension that is a multiple of 64 keeps GEMM tiles whole on a GPU, and checkpoints have
+ * the same shapes on every backend. No token id reaches them; on the CPU their logits would
+ * only cost time and mass that the softmax must learn to suppress.
  *
  * Every op comes from kernels.h, whose backwards ACCUMULATE. That suits the two places where
  * a tensor has two consumers: the residual stream (one buffer, dres, collects the skip path
@@ -91,6 +93,7 @@ void gpt_build(gpt *g, model *m, const gpt_config *c) {
     for (int l = 0; l < c->n_layer; l++) build_block(&g->blocks[l], m, l, C, c->bias);
     g->lnf_w = add_vector(m, "ln_f.weight", C);
     g->lnf_b = c->bias ? add_vector(m, "ln_f.bias", C) : -1;
+    /* model.h counts "real parameters, padding excluded": the padded rows are padding */
     m->nparams -= (size_t)(c->padded_vocab - c->vocab_size) * C;
 }
 

@@ -1,0 +1,398 @@
+/* diffusion.c: the `diffusion` job: class-conditional DDPM on MNIST, data-parallel.
+ *
+ * Training (Ho et al. 2020): for each image x_0 of the rank's batch, draw t ~ U[0, T),
+ * eps ~ N(0, I), and with probability p_uncond replace the label by "no label" (10), which
+ * trains the unconditional model that classifier-free guidance needs (Ho & Salimans 2022);
+ * the loss is the MSE between eps and unet(x_t, t, y). All three draws come from the rank's
+ * stream t->rng, which checkpoints restore, so a resumed run continues bit for bit.
+ *
+ * Data: the same MNIST HDF5 file, shards and per-epoch shuffles as the classify job, and
+ * the same resume state (which examples of the epoch were consumed), so resuming on another
+ * world size neither repeats nor skips an image.
+ *
+ * EMA: an exponential moving average of the weights, kept in the trainer's "ema" buffer
+ * (saved in checkpoints), with decay min(ema_decay, (1 + step) / (10 + step)) so that the
+ * average follows the fast early progress of a short run instead of its initial weights.
+ *
+ * Evaluation: the loss on a fixed subset of the test set with t and noise drawn from a
+ * fixed stream per example: deterministic and independent of the world size ("val_loss"). */
+#include "diffusion.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm.h"
+#include "kernels.h"
+#include "pngio.h"
+#include "util.h"
+
+#define EVAL_SEED 0x6576616c5f646966ull /* "eval_dif": fixed, independent of `seed` */
+#define PREVIEW_STREAM 0x70726576ull
+
+static const cfg_spec diffusion_keys[] = {
+    {"data", CFG_STRING, "data/mnist.h5", NULL, "HDF5 file from `dtrain prepare mnist`"},
+    {"channels", CFG_INT, "32", "2..1024", "channels of the first level (also sets the embedding: 4x)"},
+    {"channel_mult", CFG_STRING, "1,2,2", NULL, "per-level multipliers of `channels`, comma-separated (levels = count)"},
+    {"blocks", CFG_INT, "1", "1..8", "residual blocks per level, on each path"},
+    {"groups", CFG_INT, "8", "1..1024", "GroupNorm groups (divide every level's channels)"},
+    {"heads", CFG_INT, "4", "1..64", "attention heads at the lowest level"},
+    {"T", CFG_INT, "1000", "2..100000", "diffusion steps"},
+    {"beta_start", CFG_FLOAT, "1e-4", "0..1", "first beta of the linear schedule"},
+    {"beta_end", CFG_FLOAT, "0.02", "0..1", "last beta of the linear schedule"},
+    {"p_uncond", CFG_FLOAT, "0.1", "0..1", "probability of dropping a label to 'no label' in training"},
+    {"ema_decay", CFG_FLOAT, "0.999", "0..1", "decay of the weights' moving average"},
+    {"eval_images", CFG_INT, "500", "1..", "test images in the fixed validation subset"},
+    {"shuffle", CFG_INT, "1", "0..1", "reshuffle each rank's shard every epoch"},
+    {"preview_per_label", CFG_INT, "8", "0..100", "end of training: samples per digit in OUT/samples/preview.png (0 = none)"},
+    {"preview_steps", CFG_INT, "50", "1..100000", "DDIM steps of the preview"},
+    {"preview_guidance", CFG_FLOAT, "2", "0..100", "classifier-free guidance of the preview"},
+    {NULL, 0, NULL, NULL, NULL},
+};
+
+/* Measured on 2 cores (see README): the default trains in about 30 minutes. */
+static const char diffusion_defaults[] = "batch_size = 64\n"
+                                         "epochs = 36\n"
+                                         "optimizer = adamw\n"
+                                         "lr = 1e-3\n"
+                                         "weight_decay = 0\n"
+                                         "warmup_steps = 200\n"
+                                         "lr_schedule = cosine\n"
+                                         "min_lr = 1e-4\n"
+                                         "grad_clip = 1.0\n"
+                                         "log_interval = 50\n"
+                                         "eval_interval = 500\n";
+
+typedef struct diffusion {
+    unet net;
+    ddpm_schedule sched;
+    int H, W, local_batch;
+    float *ema;
+    image_shard *train, *test;
+    image_shard *remainder; /* the rest of an epoch after a resume on another world size */
+    uint8_t *seen_before;   /* with remainder: examples of the epoch consumed before it */
+    uint8_t *img_buf, *lab_buf;
+    float *x0, *noise, *xt, *dpred;
+    int32_t *steps, *labels;
+} diffusion;
+
+unet *diffusion_unet(void *js) { return &((diffusion *)js)->net; }
+const ddpm_schedule *diffusion_schedule(void *js) { return &((diffusion *)js)->sched; }
+image_shard *diffusion_train_shard(void *js) { return ((diffusion *)js)->train; }
+image_shard *diffusion_test_shard(void *js) { return ((diffusion *)js)->test; }
+
+/* ---- set-up ------------------------------------------------------------------------- */
+
+static unet_config config_for(trainer *t, int H, int W) {
+    unet_config c = {.H = H, .W = W};
+    const char *mult = config_str(&t->cfg, "channel_mult");
+    int base = (int)config_int(&t->cfg, "channels");
+    for (const char *p = mult; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 64 || c.levels == UNET_MAX_LEVELS || (*end && *end != ','))
+            trainer_fail(t, EXIT_USAGE, "bad value '%s' for key 'channel_mult': expected 1 to %d comma-separated "
+                         "integers in 1..64, e.g. 1,2,2", mult, UNET_MAX_LEVELS);
+        c.width[c.levels++] = (int)v * base;
+        p = *end ? end + 1 : end;
+    }
+    if (c.levels == 0) trainer_fail(t, EXIT_USAGE, "bad value '' for key 'channel_mult': expected e.g. 1,2,2");
+    c.blocks = (int)config_int(&t->cfg, "blocks");
+    c.groups = (int)config_int(&t->cfg, "groups");
+    c.heads = (int)config_int(&t->cfg, "heads");
+    char err[512];
+    if (unet_check(&c, err, sizeof err) != 0) trainer_fail(t, EXIT_USAGE, "%s", err);
+    return c;
+}
+
+static image_shard *open_split(trainer *t, const char *split) {
+    char err[1024];
+    image_shard *s = image_shard_open(config_str(&t->cfg, "data"), split, t->rank, t->world, err, sizeof err);
+    if (!s) trainer_fail(t, EXIT_USAGE, "%s", err);
+    if (image_shard_channels(s) != 1)
+        trainer_fail(t, EXIT_USAGE, "%s: /%s/images: the diffusion job draws 1-channel images, got %d channels",
+                     config_str(&t->cfg, "data"), split, image_shard_channels(s));
+    return s;
+}
+
+static void *diffusion_create(trainer *t) {
+    diffusion *d = xcalloc(1, sizeof *d);
+    d->train = open_split(t, "train");
+    d->test = open_split(t, "test");
+    d->H = image_shard_height(d->train), d->W = image_shard_width(d->train);
+    unet_config c = config_for(t, d->H, d->W);
+    unet_build(&d->net, &t->model, &c);
+    double b0 = config_float(&t->cfg, "beta_start"), b1 = config_float(&t->cfg, "beta_end");
+    if (!(b0 > 0 && b0 <= b1 && b1 < 1))
+        trainer_fail(t, EXIT_USAGE, "bad values for keys 'beta_start' (%g) and 'beta_end' (%g): need "
+                     "0 < beta_start <= beta_end < 1", b0, b1);
+    ddpm_schedule_init(&d->sched, (int)config_int(&t->cfg, "T"), b0, b1);
+    d->local_batch = (int)(config_int(&t->cfg, "batch_size") / t->world);
+    int n = d->local_batch;
+    size_t px = (size_t)n * d->H * d->W;
+    unet_reserve(&d->net, n, 1);
+    d->img_buf = xmalloc(px);
+    d->lab_buf = xmalloc((size_t)n);
+    d->x0 = xmalloc(px * sizeof(float)), d->noise = xmalloc(px * sizeof(float));
+    d->xt = xmalloc(px * sizeof(float)), d->dpred = xmalloc(px * sizeof(float));
+    d->steps = xmalloc((size_t)n * sizeof *d->steps), d->labels = xmalloc((size_t)n * sizeof *d->labels);
+    /* after the model's tensors are declared: the buffer is laid out like the parameters */
+    d->ema = trainer_add_buffer(t, "ema");
+    return d;
+}
+
+static void diffusion_init(void *js, trainer *t, rng *r) {
+    diffusion *d = js;
+    unet_init_params(&d->net, &t->model, r);
+}
+
+static long diffusion_steps_per_epoch(void *js, trainer *t) {
+    diffusion *d = js;
+    /* the smallest shard sets the pace, so every rank takes the same number of steps */
+    long smallest = image_shard_total(d->train) / t->world;
+    return smallest / ((long)d->local_batch * t->grad_accum);
+}
+
+/* Back to the regular shard after an epoch that finished a resume on another world size. */
+static void leave_remainder(diffusion *d) {
+    if (!d->remainder) return;
+    image_shard_close(d->remainder);
+    d->remainder = NULL;
+    free(d->seen_before);
+    d->seen_before = NULL;
+}
+
+static long diffusion_start_epoch(void *js, trainer *t, long epoch) {
+    diffusion *d = js;
+    leave_remainder(d);
+    image_shard_set_epoch(d->train, (uint64_t)config_int(&t->cfg, "seed"), epoch,
+                          (int)config_int(&t->cfg, "shuffle"));
+    return diffusion_steps_per_epoch(js, t);
+}
+
+/* ---- the loss ----------------------------------------------------------------------- */
+
+/* uint8 NHWC (C = 1) → float NCHW in [-1, 1], the range the samplers clip to */
+static void to_unit_range(float *x, const uint8_t *images, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)images[i] / 127.5f - 1.0f;
+}
+
+/* x_t for every example at its own timestep */
+static void noisy_inputs(diffusion *d, int n) {
+    size_t HW = (size_t)d->H * d->W;
+    for (int b = 0; b < n; b++)
+        ddpm_q_sample(&d->sched, d->xt + b * HW, d->x0 + b * HW, d->noise + b * HW, d->steps[b], HW);
+}
+
+float diffusion_batch(void *js, trainer *t, const uint8_t *images, const uint8_t *labels, int n) {
+    diffusion *d = js;
+    size_t HW = (size_t)d->H * d->W, px = (size_t)n * HW;
+    float p_uncond = (float)config_float(&t->cfg, "p_uncond");
+    to_unit_range(d->x0, images, px);
+    /* a fixed order of draws from the rank's stream: per example t, then the label drop */
+    for (int b = 0; b < n; b++) {
+        d->steps[b] = (int32_t)rng_below(&t->rng, (uint64_t)d->sched.T);
+        d->labels[b] = rng_uniform(&t->rng) < p_uncond ? UNET_NCLASSES : labels[b];
+    }
+    for (size_t i = 0; i < px; i++) d->noise[i] = rng_normal(&t->rng);
+    noisy_inputs(d, n);
+    const float *pred = unet_forward(&d->net, &t->model, d->xt, d->steps, d->labels, n);
+    float loss = mse_forward(pred, d->noise, px);
+    memset(d->dpred, 0, px * sizeof *d->dpred);
+    mse_backward(d->dpred, pred, d->noise, px, 1.0f / (float)t->grad_accum);
+    unet_backward(&d->net, &t->model, d->dpred, n);
+    return loss;
+}
+
+static image_shard *epoch_shard(diffusion *d) { return d->remainder ? d->remainder : d->train; }
+
+/* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
+static float diffusion_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
+    diffusion *d = js;
+    int n = d->local_batch;
+    long pos = (step * t->grad_accum + micro) * n;
+    image_shard_get(epoch_shard(d), pos, n, d->img_buf, d->lab_buf, NULL);
+    *items = n;
+    return diffusion_batch(d, t, d->img_buf, d->lab_buf, n);
+}
+
+/* ---- EMA ---------------------------------------------------------------------------- */
+
+static void diffusion_after_step(void *js, trainer *t) {
+    diffusion *d = js;
+    const float *p = t->model.params;
+    size_t n = t->model.nfloats;
+    if (t->step == 1) { /* the first step of a fresh run: the average starts at the weights */
+        memcpy(d->ema, p, n * sizeof *p);
+        return;
+    }
+    double warm = (1.0 + (double)t->step) / (10.0 + (double)t->step);
+    float decay = (float)fmin(config_float(&t->cfg, "ema_decay"), warm);
+    for (size_t i = 0; i < n; i++) d->ema[i] = decay * d->ema[i] + (1.0f - decay) * p[i];
+}
+
+/* ---- evaluation --------------------------------------------------------------------- */
+
+/* Example j of the subset is test image j * stride; its t and noise come from (EVAL_SEED, j).
+ * Each rank evaluates the subset images inside its shard, in chunks of its batch. */
+static void diffusion_eval(void *js, trainer *t, metrics *out) {
+    diffusion *d = js;
+    long total = image_shard_total(d->test), want = config_int(&t->cfg, "eval_images");
+    if (want > total) want = total;
+    long stride = total / want, begin = image_shard_begin(d->test), size = image_shard_size(d->test);
+    size_t HW = (size_t)d->H * d->W;
+    image_shard_set_epoch(d->test, 0, 0, 0);
+    double sums[2] = {0, 0}; /* summed per-example MSE, examples */
+    long j = (begin + stride - 1) / stride;
+    while (j < want && j * stride < begin + size) {
+        int n = 0;
+        for (; n < d->local_batch && j < want && j * stride < begin + size; n++, j++) {
+            uint8_t lab;
+            image_shard_get(d->test, j * stride - begin, 1, d->img_buf + n * HW, &lab, NULL);
+            rng r;
+            rng_seed(&r, EVAL_SEED, (uint64_t)j);
+            d->steps[n] = (int32_t)rng_below(&r, (uint64_t)d->sched.T);
+            d->labels[n] = lab;
+            for (size_t i = 0; i < HW; i++) d->noise[n * HW + i] = rng_normal(&r);
+        }
+        to_unit_range(d->x0, d->img_buf, (size_t)n * HW);
+        noisy_inputs(d, n);
+        const float *pred = unet_forward(&d->net, &t->model, d->xt, d->steps, d->labels, n);
+        for (int b = 0; b < n; b++) sums[0] += mse_forward(pred + b * HW, d->noise + b * HW, HW);
+        sums[1] += n;
+    }
+    comm_allreduce_sum_f64(t->comm, sums, 2);
+    metrics_set(out, "val_loss", sums[1] > 0 ? sums[0] / sums[1] : 0);
+}
+
+/* ---- end of training: a preview grid from the EMA weights ----------------------------- */
+
+static void write_preview(diffusion *d, trainer *t, int per_label) {
+    int n = per_label * UNET_NCLASSES;
+    int32_t *labels = xmalloc((size_t)n * sizeof *labels);
+    for (int i = 0; i < n; i++) labels[i] = i / per_label;
+    uint8_t *imgs = xmalloc((size_t)n * d->H * d->W);
+    float *saved = kernels_alloc(t->model.nfloats);
+    memcpy(saved, t->model.params, t->model.nfloats * sizeof *saved);
+    memcpy(t->model.params, d->ema, t->model.nfloats * sizeof *saved);
+    gen_opts o = {config_float(&t->cfg, "preview_guidance"), (int)config_int(&t->cfg, "preview_steps"), 0};
+    rng r;
+    rng_seed(&r, (uint64_t)config_int(&t->cfg, "seed"), PREVIEW_STREAM);
+    diffusion_generate(d, t, labels, n, &o, &r, imgs);
+    memcpy(t->model.params, saved, t->model.nfloats * sizeof *saved);
+    kernels_free(saved);
+    int gw, gh;
+    uint8_t *grid = image_grid(imgs, n, d->H, d->W, per_label, 2, &gw, &gh);
+    char dir[1100], path[1200], err[1300];
+    snprintf(dir, sizeof dir, "%s/samples", t->out_dir);
+    snprintf(path, sizeof path, "%s/preview.png", dir);
+    if (mkdir_p(dir, err, sizeof err) != 0 || png_write_gray(path, grid, gw, gh, err, sizeof err) != 0)
+        fprintf(stderr, "dtrain: preview: %s\n", err);
+    else
+        trainer_log(t, "preview: %s (%d per digit, DDIM %d steps, guidance %g, EMA weights)\n", path, per_label,
+                    o.steps, o.guidance);
+    free(grid);
+    free(imgs);
+    free(labels);
+}
+
+static void diffusion_finish(void *js, trainer *t, metrics *summary) {
+    diffusion *d = js;
+    double val = 0;
+    if (metrics_get(summary, "val_loss", &val)) trainer_log(t, "final val loss %.5f\n", val);
+    int per_label = (int)config_int(&t->cfg, "preview_per_label");
+    if (t->rank == 0 && per_label > 0) write_preview(d, t, per_label);
+}
+
+/* ---- resume state: which examples of the current epoch were consumed ----------------- */
+
+/* One byte per training example (1 = consumed this epoch), the OR over ranks: enough to
+ * continue the epoch on any number of ranks without repeating or skipping an example
+ * (the classify job's scheme). */
+static uint8_t *diffusion_save_state(void *js, trainer *t, long step_in_epoch, size_t *len) {
+    diffusion *d = js;
+    long total = image_shard_total(d->train);
+    int32_t *seen = xcalloc((size_t)total, sizeof *seen);
+    if (d->seen_before)
+        for (long i = 0; i < total; i++) seen[i] = d->seen_before[i];
+    long consumed = step_in_epoch * t->grad_accum * d->local_batch;
+    long *idx = xmalloc((size_t)(consumed + 1) * sizeof *idx);
+    image_shard_get(epoch_shard(d), 0, (int)consumed, NULL, NULL, idx);
+    for (long i = 0; i < consumed; i++) seen[idx[i]] = 1;
+    free(idx);
+    comm_allreduce_max_i32(t->comm, seen, (size_t)total);
+    uint8_t *buf = xmalloc((size_t)total + 1);
+    buf[0] = d->remainder != NULL; /* whether this epoch's order is a remainder order */
+    for (long i = 0; i < total; i++) buf[i + 1] = (uint8_t)seen[i];
+    free(seen);
+    *len = (size_t)total + 1;
+    return buf;
+}
+
+/* Same world and a regular epoch: the same permutation, continued where it stopped. Otherwise
+ * the examples not yet consumed this epoch are split evenly over the ranks in index order and
+ * each rank shuffles its part. */
+static long diffusion_load_state(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
+                                 const uint8_t *buf, size_t len, long *first_step) {
+    diffusion *d = js;
+    long total = image_shard_total(d->train);
+    if ((long)len != total + 1)
+        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %zu examples, the "
+                     "training set has %ld (was it written for another data file?)", len ? len - 1 : 0, total);
+    if (saved_world == t->world && buf[0] == 0) {
+        *first_step = step_in_epoch;
+        return diffusion_start_epoch(js, t, epoch);
+    }
+    leave_remainder(d);
+    long left = 0;
+    for (long i = 0; i < total; i++) left += !buf[i + 1];
+    long *rest = xmalloc((size_t)(left + 1) * sizeof *rest), k = 0;
+    for (long i = 0; i < total; i++)
+        if (!buf[i + 1]) rest[k++] = i;
+    long lo = shard_begin(t->rank, t->world, left), hi = shard_begin(t->rank + 1, t->world, left);
+    char err[1024];
+    d->remainder = image_shard_open_subset(config_str(&t->cfg, "data"), "train", t->rank, rest + lo, hi - lo,
+                                           err, sizeof err);
+    free(rest);
+    if (!d->remainder) trainer_fail(t, EXIT_USAGE, "%s", err);
+    image_shard_set_epoch(d->remainder, (uint64_t)config_int(&t->cfg, "seed"), epoch,
+                          (int)config_int(&t->cfg, "shuffle"));
+    d->seen_before = xmalloc((size_t)total);
+    memcpy(d->seen_before, buf + 1, (size_t)total);
+    *first_step = 0;
+    return (left / t->world) / ((long)d->local_batch * t->grad_accum);
+}
+
+static void diffusion_destroy(void *js) {
+    diffusion *d = js;
+    unet_free(&d->net);
+    ddpm_schedule_free(&d->sched);
+    image_shard_close(d->train);
+    image_shard_close(d->test);
+    leave_remainder(d);
+    free(d->img_buf), free(d->lab_buf);
+    free(d->x0), free(d->noise), free(d->xt), free(d->dpred);
+    free(d->steps), free(d->labels);
+    free(d); /* d->ema belongs to the trainer */
+}
+
+const job diffusion_job = {
+    .name = "diffusion",
+    .description = "Class-conditional DDPM (U-Net) on MNIST with classifier-free guidance, data-parallel.",
+    .keys = diffusion_keys,
+    .unit = "images",
+    .defaults = diffusion_defaults,
+    .create = diffusion_create,
+    .init_params = diffusion_init,
+    .steps_per_epoch = diffusion_steps_per_epoch,
+    .start_epoch = diffusion_start_epoch,
+    .forward_backward = diffusion_forward_backward,
+    .eval = diffusion_eval,
+    .finish = diffusion_finish,
+    .destroy = diffusion_destroy,
+    .after_step = diffusion_after_step,
+    .save_state = diffusion_save_state,
+    .load_state = diffusion_load_state,
+    .sample_main = diffusion_sample_main,
+    .eval_main = diffusion_eval_main,
+};

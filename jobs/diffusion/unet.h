@@ -1,0 +1,87 @@
+/* unet.h: the noise-prediction U-Net of the diffusion job.
+ *
+ * eps = unet(x_t, t, y): a small U-Net over 1-channel images with a timestep and a class
+ * label as conditioning. Forward and backward are explicit (no autograd): every activation
+ * lives in one arena and its gradient at the same offset of a second arena, so backward
+ * finds the gradient of any activation by pointer arithmetic and the ops' accumulating
+ * backwards handle every fan-out (skip connections, the shared embedding) on their own. */
+#ifndef DTRAIN_UNET_H
+#define DTRAIN_UNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "rng.h"
+
+#define UNET_MAX_LEVELS 4
+#define UNET_MAX_BLOCKS 8   /* residual blocks per level and path */
+#define UNET_NCLASSES 10    /* labels 0..9; label UNET_NCLASSES means "no label" */
+
+typedef struct unet_config {
+    int H, W;                       /* image size; 1 channel; divisible by 2^(levels-1) */
+    int levels;                     /* resolutions H, H/2, ..., attention at the lowest */
+    int width[UNET_MAX_LEVELS];     /* channels per level, multiples of groups */
+    int blocks;                     /* residual blocks per level on each path */
+    int groups;                     /* GroupNorm groups */
+    int heads;                      /* attention heads (divide width[levels-1]) */
+} unet_config;
+
+/* A residual block at one resolution: C → OC channels.
+ *   h1 = conv3x3(silu(gn1(in))) + proj(silu(emb))[per channel]
+ *   out = conv3x3(silu(gn2(h1))) + (C == OC ? in : conv1x1(in)) */
+typedef struct resblock {
+    int C, OC, H, W;
+    int gn1_w, gn1_b, conv1_w, conv1_b, proj_w, proj_b;
+    int gn2_w, gn2_b, conv2_w, conv2_b, skip_w, skip_b; /* skip_* = -1 when C == OC */
+    const float *in;                                    /* [B,C,HW], set by forward */
+    float *n1, *a1, *h1, *e, *n2, *a2, *h2, *skip, *out; /* activations */
+    float *mean1, *rstd1, *mean2, *rstd2;
+} resblock;
+
+/* Self-attention over the pixels of a [B,C,HW] map, with a residual:
+ *   out = in + to_chw(proj(attention(qkv(to_hwc(gn(in)))))) */
+typedef struct attnblock {
+    int C, HW, heads;
+    int gn_w, gn_b, qkv_w, qkv_b, proj_w, proj_b;
+    const float *in;
+    float *n, *tok, *qkv, *att, *ao, *pr, *back, *out, *mean, *rstd;
+} attnblock;
+
+typedef struct unet {
+    unet_config cfg;
+    int emb_dim;            /* embedding width: 4 x width[0] */
+    /* parameters (tensor indices) outside the blocks */
+    int t1_w, t1_b, t2_w, t2_b, label_emb, in_w, in_b, out_gn_w, out_gn_b, out_w, out_b;
+    resblock down[UNET_MAX_LEVELS][UNET_MAX_BLOCKS];
+    resblock up[UNET_MAX_LEVELS][UNET_MAX_BLOCKS]; /* levels 0 .. levels-2 */
+    attnblock attn;
+    /* activation arena, its gradient twin (NULL for inference) and conv/attention scratch */
+    int cap;
+    float *act, *grad, *scratch;
+    size_t act_floats, scratch_floats;
+    const int32_t *y;       /* labels of the last forward (for the embedding's backward) */
+    float *x, *sin, *t1, *t1a, *temb, *emb, *semb, *h0;
+    float *pool[UNET_MAX_LEVELS], *upx[UNET_MAX_LEVELS], *cat[UNET_MAX_LEVELS];
+    float *nout, *aout, *out, *mean_out, *rstd_out;
+    int32_t *ybuf;
+} unet;
+
+/* Checks the config (0, or -1 with a message in err naming the key). */
+int unet_check(const unet_config *c, char *err, size_t errlen);
+/* Declares every parameter tensor with model_add (call before model_alloc). */
+void unet_build(unet *u, model *m, const unet_config *c);
+/* PyTorch-style init: conv/linear U(+-1/sqrt(fan_in)), GroupNorm 1/0, label table N(0,1). */
+void unet_init_params(const unet *u, model *m, rng *r);
+/* Sizes the activations for batches of up to B (grown, never shrunk); with_grads also
+ * allocates the gradient twin that backward needs. */
+void unet_reserve(unet *u, int B, int with_grads);
+void unet_free(unet *u);
+
+/* eps[B,1,H,W] = unet(x[B,1,H,W], t[B] in [0,T), y[B] in [0,10]); returns u->out */
+const float *unet_forward(unet *u, const model *m, const float *x, const int32_t *t,
+                          const int32_t *y, int B);
+/* Accumulates parameter gradients into m->grads given dout = dL/d(u->out) [B,1,H,W]. */
+void unet_backward(unet *u, model *m, const float *dout, int B);
+
+#endif
