@@ -205,7 +205,8 @@ void comm_nccl_wait(comm_nccl *c) {
         if (e != cudaErrorNotReady) fail(c, "cudaEventQuery", cudaGetErrorString(e));
         ncclResult_t st = ncclSuccess, q = ncclCommGetAsyncError(c->nccl, &st);
         if (q != ncclSuccess) fail(c, "ncclCommGetAsyncError", ncclGetErrorString(q));
-        if (st != ncclSuccess && st != ncclInProgress) fail(c, "ncclAllReduce", ncclGetErrorString(st));
+        if (st != ncclSuccess && st != ncclInProgress)
+            fail(c, "ncclAllReduce", ncclGetErrorString(st));
         if (now_s() - t0 > c->timeout_s) {
             char msg[160];
             snprintf(msg, sizeof msg,

@@ -130,7 +130,6 @@ static void *diffusion_create(trainer *t) {
     d->local_batch = (int)(config_int(&t->cfg, "batch_size") / t->world);
     int n = d->local_batch;
     size_t px = (size_t)n * d->H * d->W;
-    unet_reserve(&d->net, n, 1);
     d->img_buf = xmalloc(px);
     d->lab_buf = xmalloc((size_t)n);
     d->x0 = xmalloc(px * sizeof(float)), d->noise = xmalloc(px * sizeof(float));
@@ -188,6 +187,8 @@ float diffusion_batch(void *js, trainer *t, const uint8_t *images, const uint8_t
     diffusion *d = js;
     size_t HW = (size_t)d->H * d->W, px = (size_t)n * HW;
     float p_uncond = (float)config_float(&t->cfg, "p_uncond");
+    if (n > d->local_batch) DIE("batch of %d exceeds the buffers (%d)", n, d->local_batch);
+    unet_reserve(&d->net, n, 1); /* here, not in create: inference tools need no gradients */
     to_unit_range(d->x0, images, px);
     /* a fixed order of draws from the rank's stream: per example t, then the label drop */
     for (int b = 0; b < n; b++) {
@@ -257,6 +258,7 @@ static void diffusion_eval(void *js, trainer *t, metrics *out) {
         }
         to_unit_range(d->x0, d->img_buf, (size_t)n * HW);
         noisy_inputs(d, n);
+        unet_reserve(&d->net, n, 0);
         const float *pred = unet_forward(&d->net, &t->model, d->xt, d->steps, d->labels, n);
         for (int b = 0; b < n; b++) sums[0] += mse_forward(pred + b * HW, d->noise + b * HW, HW);
         sums[1] += n;

@@ -139,7 +139,7 @@ static int take_opt(const char *cmd, const char *a, const char *v, dopts *o, int
 
 int dopts_parse(int argc, char **argv, dopts *o, char **rest, int *nrest, int eval) {
     const char *cmd = eval ? "eval" : "sample";
-    *o = (dopts){.n = -1, .label = -1, .gen = {eval ? 2.0 : 2.0, 50, 0}, .seed = 0, .ema = 1};
+    *o = (dopts){.n = -1, .label = -1, .gen = {2.0, 50, 0}, .seed = 0, .ema = 1};
     rest[0] = argv[0];
     *nrest = 1;
     for (int i = 1; i < argc; i++) {

@@ -128,17 +128,26 @@ cublasStatus_t cublasCreate(cublasHandle_t *h) {
 }
 cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
-const char *cublasGetStatusString(cublasStatus_t s) { return s ? "emulated error" : "success"; }
+const char *cublasGetStatusString(cublasStatus_t s) {
+    return s == 7 ? "CUBLAS_STATUS_INVALID_VALUE (emulated)" : s ? "emulated error" : "success";
+}
 
 /* column-major element (r, c) of op(X) */
 static float at(const float *X, int ld, cublasOperation_t t, int r, int c) {
     return t == CUBLAS_OP_N ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
 }
 
-/* C = alpha op(A) op(B) + beta C, with beta = 0 ignoring C as cuBLAS does; double sums */
+static int at_least(int ld, int rows) { return ld >= (rows > 1 ? rows : 1); }
+
+/* C = alpha op(A) op(B) + beta C, with beta = 0 ignoring C as cuBLAS does; double sums.
+ * Arguments the real cuBLAS rejects (CUBLAS_STATUS_INVALID_VALUE, 7) are rejected here too,
+ * so that a wrong leading dimension fails in the emulated tests. */
 cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m,
                            int n, int k, const float *alpha, const float *A, int lda,
                            const float *B, int ldb, const float *beta, float *C, int ldc) {
+    if (m < 0 || n < 0 || k < 0 || !at_least(lda, ta == CUBLAS_OP_N ? m : k) ||
+        !at_least(ldb, tb == CUBLAS_OP_N ? k : n) || !at_least(ldc, m))
+        return 7;
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) {
             double s = 0.0;
@@ -155,8 +164,11 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
                                          long long sA, const float *B, int ldb, long long sB,
                                          const float *beta, float *C, int ldc, long long sC,
                                          int batch) {
-    for (int i = 0; i < batch; i++)
-        cublasSgemm(h, ta, tb, m, n, k, alpha, A + i * sA, lda, B + i * sB, ldb, beta,
-                    C + i * sC, ldc);
+    if (batch < 0) return 7;
+    for (int i = 0; i < batch; i++) {
+        cublasStatus_t st = cublasSgemm(h, ta, tb, m, n, k, alpha, A + i * sA, lda, B + i * sB,
+                                        ldb, beta, C + i * sC, ldc);
+        if (st != CUBLAS_STATUS_SUCCESS) return st;
+    }
     return CUBLAS_STATUS_SUCCESS;
 }
