@@ -50,9 +50,11 @@ static const cfg_spec diffusion_keys[] = {
     {NULL, 0, NULL, NULL, NULL},
 };
 
-/* Measured on 2 cores (see README): the default trains in about 30 minutes. */
+/* The run behind README's figures: 20 epochs of the 8000-image training file = 2500 steps of
+ * 64, 2 ranks x 1 thread: ~320 images/s (8.5 min) on 2 idle cores, 23 min on the same cores
+ * shared with other jobs. Reaches ~92% conditional accuracy at guidance 3. */
 static const char diffusion_defaults[] = "batch_size = 64\n"
-                                         "epochs = 36\n"
+                                         "epochs = 20\n"
                                          "optimizer = adamw\n"
                                          "lr = 1e-3\n"
                                          "weight_decay = 0\n"
