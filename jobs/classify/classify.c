@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_epoch.h"
 #include "image_shard.h"
 #include "kernels.h"
 #include "model.h"
@@ -50,8 +51,7 @@ typedef struct classify {
     int32_t *targets;
     uint8_t *img_buf, *lab_buf;
     image_shard *train, *test;
-    image_shard *remainder; /* the rest of an epoch after a resume on another world size */
-    uint8_t *seen_before;   /* with remainder: examples of the epoch consumed before it */
+    image_epoch order;      /* the epoch's order over the train shard, resumable */
     FILE *trace;            /* test hook, see trace_examples */
     long confusion[NCLASSES * NCLASSES]; /* from the last eval: [true][pred] */
 } classify;
@@ -171,6 +171,8 @@ static void *classify_create(trainer *t) {
     c->local_batch = (int)(config_int(&t->cfg, "batch_size") / t->world);
     c->cap = c->local_batch > EVAL_CHUNK ? c->local_batch : EVAL_CHUNK;
     alloc_buffers(c);
+    image_epoch_init(&c->order, c->train, path, (uint64_t)config_int(&t->cfg, "seed"),
+                     (int)config_int(&t->cfg, "shuffle"), (long)c->local_batch * t->grad_accum);
     const char *trace = getenv("DTRAIN_TEST_TRACE_EXAMPLES");
     if (trace) {
         char path[1024];
@@ -197,26 +199,12 @@ static void classify_init(void *js, trainer *t, rng *r) {
 
 static long classify_steps_per_epoch(void *js, trainer *t) {
     classify *c = js;
-    /* the smallest shard sets the pace, so every rank takes the same number of steps */
-    long smallest = image_shard_total(c->train) / t->world;
-    return smallest / ((long)c->local_batch * t->grad_accum);
-}
-
-/* Back to the regular shard after an epoch that finished a resume on another world size. */
-static void leave_remainder(classify *c) {
-    if (!c->remainder) return;
-    image_shard_close(c->remainder);
-    c->remainder = NULL;
-    free(c->seen_before);
-    c->seen_before = NULL;
+    return image_epoch_steps(&c->order, t);
 }
 
 static long classify_start_epoch(void *js, trainer *t, long epoch) {
     classify *c = js;
-    leave_remainder(c);
-    image_shard_set_epoch(c->train, (uint64_t)config_int(&t->cfg, "seed"), epoch,
-                          (int)config_int(&t->cfg, "shuffle"));
-    return classify_steps_per_epoch(js, t);
+    return image_epoch_start(&c->order, t, epoch);
 }
 
 /* ---- forward and backward ----------------------------------------------------------- */
@@ -317,15 +305,13 @@ int classify_features(void *js, trainer *t, const uint8_t *images, int n, float 
  * resumed epoch neither repeats nor skips examples. */
 static void trace_examples(classify *c, trainer *t, long pos, int n);
 
-/* The shard this epoch reads: the regular one, or the rest of an epoch after a resize. */
-static image_shard *epoch_shard(classify *c) { return c->remainder ? c->remainder : c->train; }
 
 /* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
 static float classify_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
     classify *c = js;
     int n = c->local_batch;
     long pos = (step * t->grad_accum + micro) * n;
-    image_shard_get(epoch_shard(c), pos, n, c->img_buf, c->lab_buf, NULL);
+    image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, NULL);
     *items = n;
     float loss = classify_batch(c, t, c->img_buf, c->lab_buf, n);
     if (c->trace) trace_examples(c, t, pos, n);
@@ -399,67 +385,22 @@ static void classify_finish(void *js, trainer *t, metrics *summary) {
 }
 
 
-/* ---- resume state: which examples of the current epoch were consumed ---------------- */
+/* ---- resume state: image_epoch records which examples of the epoch were consumed ---- */
 
-/* One byte per training example (1 = consumed this epoch), the OR over ranks: enough to
- * continue the epoch on any number of ranks without repeating or skipping an example. */
 static uint8_t *classify_save_state(void *js, trainer *t, long step_in_epoch, size_t *len) {
     classify *c = js;
-    long total = image_shard_total(c->train);
-    int32_t *seen = xcalloc((size_t)total, sizeof *seen);
-    if (c->seen_before)
-        for (long i = 0; i < total; i++) seen[i] = c->seen_before[i];
-    long consumed = step_in_epoch * t->grad_accum * c->local_batch;
-    long *idx = xmalloc((size_t)(consumed + 1) * sizeof *idx);
-    image_shard_get(epoch_shard(c), 0, (int)consumed, NULL, NULL, idx);
-    for (long i = 0; i < consumed; i++) seen[idx[i]] = 1;
-    free(idx);
-    comm_allreduce_max_i32(t->comm, seen, (size_t)total);
-    uint8_t *buf = xmalloc((size_t)total + 1);
-    buf[0] = c->remainder != NULL; /* whether this epoch's order is a remainder order */
-    for (long i = 0; i < total; i++) buf[i + 1] = (uint8_t)seen[i];
-    free(seen);
-    *len = (size_t)total + 1;
-    return buf;
+    return image_epoch_save(&c->order, t, step_in_epoch, len);
 }
 
-/* Same world and a regular epoch: the same permutation, continued where it stopped (bit
- * for bit the uninterrupted run). Otherwise: the examples not yet consumed this epoch are
- * split evenly over the ranks in index order and each rank shuffles its part. */
 static long classify_load_state(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
                                 const uint8_t *buf, size_t len, long *first_step) {
     classify *c = js;
-    long total = image_shard_total(c->train);
-    if ((long)len != total + 1)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %zu examples, the "
-                     "training set has %ld (was it written for another data file?)", len ? len - 1 : 0, total);
-    if (saved_world == t->world && buf[0] == 0) {
-        *first_step = step_in_epoch;
-        return classify_start_epoch(js, t, epoch);
-    }
-    leave_remainder(c);
-    long left = 0;
-    for (long i = 0; i < total; i++) left += !buf[i + 1];
-    long *rest = xmalloc((size_t)(left + 1) * sizeof *rest), k = 0;
-    for (long i = 0; i < total; i++)
-        if (!buf[i + 1]) rest[k++] = i;
-    long lo = shard_begin(t->rank, t->world, left), hi = shard_begin(t->rank + 1, t->world, left);
-    char err[1024];
-    c->remainder = image_shard_open_subset(config_str(&t->cfg, "data"), "train", t->rank, rest + lo, hi - lo,
-                                           err, sizeof err);
-    free(rest);
-    if (!c->remainder) trainer_fail(t, EXIT_USAGE, "%s", err);
-    image_shard_set_epoch(c->remainder, (uint64_t)config_int(&t->cfg, "seed"), epoch,
-                          (int)config_int(&t->cfg, "shuffle"));
-    c->seen_before = xmalloc((size_t)total);
-    memcpy(c->seen_before, buf + 1, (size_t)total);
-    *first_step = 0;
-    return (left / t->world) / ((long)c->local_batch * t->grad_accum);
+    return image_epoch_load(&c->order, t, epoch, step_in_epoch, saved_world, buf, len, first_step);
 }
 
 static void trace_examples(classify *c, trainer *t, long pos, int n) {
     long *idx = xmalloc((size_t)n * sizeof *idx);
-    image_shard_get(c->remainder ? c->remainder : c->train, pos, n, NULL, NULL, idx);
+    image_shard_get(image_epoch_shard(&c->order), pos, n, NULL, NULL, idx);
     for (int i = 0; i < n; i++) fprintf(c->trace, "%ld %ld\n", t->epoch, idx[i]);
     fflush(c->trace);
     free(idx);
@@ -480,7 +421,7 @@ static void classify_destroy(void *js) {
     free(c->lab_buf);
     image_shard_close(c->train);
     image_shard_close(c->test);
-    leave_remainder(c);
+    image_epoch_free(&c->order);
     if (c->trace) fclose(c->trace);
     free(c);
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "image_epoch.h"
 #include "kernels.h"
 #include "pngio.h"
 #include "util.h"
@@ -71,8 +72,7 @@ typedef struct diffusion {
     int H, W, local_batch;
     float *ema;
     image_shard *train, *test;
-    image_shard *remainder; /* the rest of an epoch after a resume on another world size */
-    uint8_t *seen_before;   /* with remainder: examples of the epoch consumed before it */
+    image_epoch order;      /* the epoch's order over the train shard, resumable */
     uint8_t *img_buf, *lab_buf;
     float *x0, *noise, *xt, *dpred;
     int32_t *steps, *labels;
@@ -139,6 +139,8 @@ static void *diffusion_create(trainer *t) {
     d->steps = xmalloc((size_t)n * sizeof *d->steps), d->labels = xmalloc((size_t)n * sizeof *d->labels);
     /* after the model's tensors are declared: the buffer is laid out like the parameters */
     d->ema = trainer_add_buffer(t, "ema");
+    image_epoch_init(&d->order, d->train, config_str(&t->cfg, "data"), (uint64_t)config_int(&t->cfg, "seed"),
+                     (int)config_int(&t->cfg, "shuffle"), (long)d->local_batch * t->grad_accum);
     return d;
 }
 
@@ -149,26 +151,12 @@ static void diffusion_init(void *js, trainer *t, rng *r) {
 
 static long diffusion_steps_per_epoch(void *js, trainer *t) {
     diffusion *d = js;
-    /* the smallest shard sets the pace, so every rank takes the same number of steps */
-    long smallest = image_shard_total(d->train) / t->world;
-    return smallest / ((long)d->local_batch * t->grad_accum);
-}
-
-/* Back to the regular shard after an epoch that finished a resume on another world size. */
-static void leave_remainder(diffusion *d) {
-    if (!d->remainder) return;
-    image_shard_close(d->remainder);
-    d->remainder = NULL;
-    free(d->seen_before);
-    d->seen_before = NULL;
+    return image_epoch_steps(&d->order, t);
 }
 
 static long diffusion_start_epoch(void *js, trainer *t, long epoch) {
     diffusion *d = js;
-    leave_remainder(d);
-    image_shard_set_epoch(d->train, (uint64_t)config_int(&t->cfg, "seed"), epoch,
-                          (int)config_int(&t->cfg, "shuffle"));
-    return diffusion_steps_per_epoch(js, t);
+    return image_epoch_start(&d->order, t, epoch);
 }
 
 /* ---- the loss ----------------------------------------------------------------------- */
@@ -207,14 +195,13 @@ float diffusion_batch(void *js, trainer *t, const uint8_t *images, const uint8_t
     return loss;
 }
 
-static image_shard *epoch_shard(diffusion *d) { return d->remainder ? d->remainder : d->train; }
 
 /* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
 static float diffusion_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
     diffusion *d = js;
     int n = d->local_batch;
     long pos = (step * t->grad_accum + micro) * n;
-    image_shard_get(epoch_shard(d), pos, n, d->img_buf, d->lab_buf, NULL);
+    image_shard_get(image_epoch_shard(&d->order), pos, n, d->img_buf, d->lab_buf, NULL);
     *items = n;
     return diffusion_batch(d, t, d->img_buf, d->lab_buf, n);
 }
@@ -308,63 +295,17 @@ static void diffusion_finish(void *js, trainer *t, metrics *summary) {
     if (t->rank == 0 && per_label > 0) write_preview(d, t, per_label);
 }
 
-/* ---- resume state: which examples of the current epoch were consumed ----------------- */
+/* ---- resume state: image_epoch records which examples of the epoch were consumed ---- */
 
-/* One byte per training example (1 = consumed this epoch), the OR over ranks: enough to
- * continue the epoch on any number of ranks without repeating or skipping an example
- * (the classify job's scheme). */
 static uint8_t *diffusion_save_state(void *js, trainer *t, long step_in_epoch, size_t *len) {
     diffusion *d = js;
-    long total = image_shard_total(d->train);
-    int32_t *seen = xcalloc((size_t)total, sizeof *seen);
-    if (d->seen_before)
-        for (long i = 0; i < total; i++) seen[i] = d->seen_before[i];
-    long consumed = step_in_epoch * t->grad_accum * d->local_batch;
-    long *idx = xmalloc((size_t)(consumed + 1) * sizeof *idx);
-    image_shard_get(epoch_shard(d), 0, (int)consumed, NULL, NULL, idx);
-    for (long i = 0; i < consumed; i++) seen[idx[i]] = 1;
-    free(idx);
-    comm_allreduce_max_i32(t->comm, seen, (size_t)total);
-    uint8_t *buf = xmalloc((size_t)total + 1);
-    buf[0] = d->remainder != NULL; /* whether this epoch's order is a remainder order */
-    for (long i = 0; i < total; i++) buf[i + 1] = (uint8_t)seen[i];
-    free(seen);
-    *len = (size_t)total + 1;
-    return buf;
+    return image_epoch_save(&d->order, t, step_in_epoch, len);
 }
 
-/* Same world and a regular epoch: the same permutation, continued where it stopped. Otherwise
- * the examples not yet consumed this epoch are split evenly over the ranks in index order and
- * each rank shuffles its part. */
 static long diffusion_load_state(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
                                  const uint8_t *buf, size_t len, long *first_step) {
     diffusion *d = js;
-    long total = image_shard_total(d->train);
-    if ((long)len != total + 1)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %zu examples, the "
-                     "training set has %ld (was it written for another data file?)", len ? len - 1 : 0, total);
-    if (saved_world == t->world && buf[0] == 0) {
-        *first_step = step_in_epoch;
-        return diffusion_start_epoch(js, t, epoch);
-    }
-    leave_remainder(d);
-    long left = 0;
-    for (long i = 0; i < total; i++) left += !buf[i + 1];
-    long *rest = xmalloc((size_t)(left + 1) * sizeof *rest), k = 0;
-    for (long i = 0; i < total; i++)
-        if (!buf[i + 1]) rest[k++] = i;
-    long lo = shard_begin(t->rank, t->world, left), hi = shard_begin(t->rank + 1, t->world, left);
-    char err[1024];
-    d->remainder = image_shard_open_subset(config_str(&t->cfg, "data"), "train", t->rank, rest + lo, hi - lo,
-                                           err, sizeof err);
-    free(rest);
-    if (!d->remainder) trainer_fail(t, EXIT_USAGE, "%s", err);
-    image_shard_set_epoch(d->remainder, (uint64_t)config_int(&t->cfg, "seed"), epoch,
-                          (int)config_int(&t->cfg, "shuffle"));
-    d->seen_before = xmalloc((size_t)total);
-    memcpy(d->seen_before, buf + 1, (size_t)total);
-    *first_step = 0;
-    return (left / t->world) / ((long)d->local_batch * t->grad_accum);
+    return image_epoch_load(&d->order, t, epoch, step_in_epoch, saved_world, buf, len, first_step);
 }
 
 static void diffusion_destroy(void *js) {
@@ -373,7 +314,7 @@ static void diffusion_destroy(void *js) {
     ddpm_schedule_free(&d->sched);
     image_shard_close(d->train);
     image_shard_close(d->test);
-    leave_remainder(d);
+    image_epoch_free(&d->order);
     free(d->img_buf), free(d->lab_buf);
     free(d->x0), free(d->noise), free(d->xt), free(d->dpred);
     free(d->steps), free(d->labels);
