@@ -42,41 +42,12 @@ typedef struct {
     size_t errlen;
 } opener;
 
-/* Each prefix is tested in turn because H5Lexists fails, rather than answering "no", when
- * an intermediate group is missing. */
-static int link_exists(hid_t file, const char *dpath) {
-    char prefix[512];
-    size_t len = strlen(dpath);
-    if (len >= sizeof prefix) return 0;
-    for (size_t i = 1; i <= len; i++) {
-        if (dpath[i] != '/' && dpath[i] != '\0') continue;
-        memcpy(prefix, dpath, i);
-        prefix[i] = '\0';
-        if (H5Lexists(file, prefix, H5P_DEFAULT) <= 0) return 0;
-    }
-    return 1;
-}
-
-/* "uint8", "int16", "float32", ... for messages */
-static void type_name(hid_t type, char *buf, size_t len) {
-    size_t bits = H5Tget_size(type) * 8;
-    switch (H5Tget_class(type)) {
-    case H5T_INTEGER:
-        snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-        break;
-    case H5T_FLOAT: snprintf(buf, len, "float%zu", bits); break;
-    case H5T_STRING: snprintf(buf, len, "string"); break;
-    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
-    default: snprintf(buf, len, "a non-numeric type"); break;
-    }
-}
-
 static int check_uint8(const opener *o, hid_t dset, const char *dpath) {
     hid_t type = H5Dget_type(dset);
     if (type < 0) return ds_fail(o->err, o->errlen, "%s: %s: cannot read its type", o->path, dpath);
     int ok = H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
     char got[32];
-    type_name(type, got, sizeof got);
+    h5_type_name(type, got, sizeof got);
     H5Tclose(type);
     if (!ok) return ds_fail(o->err, o->errlen, "%s: %s: expected uint8, got %s", o->path, dpath, got);
     return 0;
@@ -85,7 +56,7 @@ static int check_uint8(const opener *o, hid_t dset, const char *dpath) {
 /* Opens the dataset at dpath, checks that it is uint8 and reads its shape. */
 static hid_t open_u8(const opener *o, hid_t file, const char *dpath, const char *expect, int *rank,
                      hsize_t dims[4]) {
-    if (!link_exists(file, dpath)) {
+    if (!h5_path_exists(file, dpath)) {
         ds_fail(o->err, o->errlen, "%s: %s: not found: expected %s", o->path, dpath, expect);
         return H5I_INVALID_HID;
     }
@@ -193,19 +164,8 @@ static int load_labels(image_shard *s, const opener *o, hid_t file, const char *
     return rc;
 }
 
-/* open(2) first: its errno says "No such file" plainly, where HDF5's message is a paragraph */
-static int check_readable(const opener *o) {
-    struct stat st;
-    int fd = open(o->path, O_RDONLY);
-    if (fd < 0) return ds_fail(o->err, o->errlen, "%s: cannot open: %s", o->path, strerror(errno));
-    int is_dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
-    close(fd);
-    if (is_dir) return ds_fail(o->err, o->errlen, "%s: is a directory: expected an HDF5 file", o->path);
-    return 0;
-}
-
 static int load(image_shard *s, const opener *o, const char *split, int world) {
-    if (check_readable(o) != 0) return -1;
+    if (ds_check_readable(o->path, o->err, o->errlen) != 0) return -1;
     hid_t file = H5Fopen(o->path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (file < 0) {
         char why[512];
