@@ -15,39 +15,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "checkpoint.h"
 
 static char tmp[256];      /* this test's scratch directory; each test runs in its own process */
 static char mnt[300] = ""; /* a tmpfs mounted by the test, unmounted by teardown */
 
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0755);
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_tree(p);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void setup(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/dtrain_test_ckpt_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    cr_assert_not_null(test_mkdtemp(tmp, sizeof tmp, "ckpt"));
 }
 
 static void teardown(void) {
     if (mnt[0]) umount2(mnt, MNT_DETACH);
-    rm_tree(tmp);
+    test_rm_tree(tmp);
 }
 
 TestSuite(ckpt, .init = setup, .fini = teardown);

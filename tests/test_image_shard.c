@@ -10,30 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "testutil.h"
 #include "image_shard.h"
 #include "mnist_idx.h"
 
 static char tmp[256]; /* this test's scratch directory; each test runs in its own process */
 
-static void rm_flat_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 static void setup(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/dtrain_test_shard_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    cr_assert_not_null(test_mkdtemp(tmp, sizeof tmp, "shard"));
 }
 
-static void teardown(void) { rm_flat_dir(tmp); }
+static void teardown(void) { test_rm_tree(tmp); }
 
 TestSuite(shard, .init = setup, .fini = teardown);
 

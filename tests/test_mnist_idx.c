@@ -10,35 +10,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "testutil.h"
 #include "mnist_idx.h"
 
 static char tmp[256]; /* this test's scratch directory; each test runs in its own process */
 
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_tree(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 static void setup(void) {
-    snprintf(tmp, sizeof tmp, "/tmp/dtrain_test_mnist_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
+    cr_assert_not_null(test_mkdtemp(tmp, sizeof tmp, "mnist"));
 }
 
-static void teardown(void) { rm_tree(tmp); }
+static void teardown(void) { test_rm_tree(tmp); }
 
 TestSuite(mnist, .init = setup, .fini = teardown);
 
