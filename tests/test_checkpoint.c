@@ -72,17 +72,6 @@ static void make_state(state *s, long long step, float seed) {
     m->nextra = 2;
 }
 
-typedef struct {
-    char s[1024];
-} pathbuf;
-
-static pathbuf join(const char *dir, const char *name) {
-    pathbuf p;
-    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
-    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
-    return p;
-}
-
 static pathbuf ckpt_name(long long step) {
     pathbuf p;
     snprintf(p.s, sizeof p.s, "ckpt-%08lld", step);
@@ -223,9 +212,9 @@ static void check_state(const char *path, long long step, float seed) {
 Test(ckpt, round_trip_and_latest) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 10, 1.5f, 0);
-    pathbuf p = join(tmp, "ckpt-00000010.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000010.h5");
     check_state(p.s, 10, 1.5f);
-    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000010.h5\n");
+    cr_assert_str_eq(read_text(path_join(tmp, "latest").s).s, "ckpt-00000010.h5\n");
     cr_assert_eq(count_temps(tmp), 0);
 
     ckpt *c = open_ok(p.s);
@@ -245,8 +234,8 @@ Test(ckpt, round_trip_and_latest) {
     ckpt_close(c);
 
     write_ok(tmp, 20, 2.5f, 0);
-    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000020.h5\n");
-    check_state(join(tmp, "ckpt-00000020.h5").s, 20, 2.5f);
+    cr_assert_str_eq(read_text(path_join(tmp, "latest").s).s, "ckpt-00000020.h5\n");
+    check_state(path_join(tmp, "ckpt-00000020.h5").s, 20, 2.5f);
     check_state(p.s, 10, 1.5f);
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
@@ -262,7 +251,7 @@ Test(ckpt, empty_job_state_and_strings) {
     char err[512] = "";
     cr_assert_eq(ckpt_write(tmp, "ckpt-00000005", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s",
                  err);
-    ckpt *c = open_ok(join(tmp, "ckpt-00000005.h5").s);
+    ckpt *c = open_ok(path_join(tmp, "ckpt-00000005.h5").s);
     const ckpt_meta *m = ckpt_get_meta(c);
     cr_assert_eq(m->job_state_len, 0);
     cr_assert_str_eq(m->config_text, "");
@@ -274,7 +263,7 @@ Test(ckpt, empty_job_state_and_strings) {
 /* Every dataset with data carries the Fletcher32 filter, in chunks. */
 Test(ckpt, datasets_are_checksummed) {
     write_ok(tmp, 1, 1.0f, 0);
-    hid_t f = H5Fopen(join(tmp, "ckpt-00000001.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = H5Fopen(path_join(tmp, "ckpt-00000001.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_assert_geq(f, 0);
     const char *names[] = {"/params/fc0.weight", "/adam_m/fc0.bias", "/rng_states", "/job_state"};
     for (int i = 0; i < 4; i++) {
@@ -318,7 +307,7 @@ Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
     char err[512] = "";
     cr_assert_eq(ckpt_write(tmp, "ckpt-00000001", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s",
                  err);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
 
     hid_t f = H5Fopen(p.s, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_assert_geq(f, 0);
@@ -388,7 +377,7 @@ static void rewrite_with_hdf5(const char *path, const char *dpath, int ndim, con
 Test(ckpt, reads_datasets_written_by_hdf5) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     float w[12], b[5];
     for (int i = 0; i < 12; i++) w[i] = 100.0f + (float)i;
     for (int i = 0; i < 5; i++) b[i] = -7.0f * (float)i;
@@ -418,7 +407,7 @@ Test(ckpt, reads_datasets_written_by_hdf5) {
 
 Test(ckpt, corrupt_chunk_of_a_dataset_written_by_hdf5) {
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     float w[12] = {0};
     hsize_t dims[2] = {3, 4}, chunk[2] = {2, 3};
     rewrite_with_hdf5(p.s, "/adam_m/fc0.weight", 2, dims, chunk, w);
@@ -434,20 +423,20 @@ Test(ckpt, corrupt_chunk_of_a_dataset_written_by_hdf5) {
 /* ---- latest, pruning, candidates ------------------------------------------------------ */
 
 Test(ckpt, keep_two_prunes_older) {
-    pathbuf other = join(tmp, "best.h5"), series = join(tmp, "final-00000001.h5");
+    pathbuf other = path_join(tmp, "best.h5"), series = path_join(tmp, "final-00000001.h5");
     fclose(fopen(other.s, "w"));
     fclose(fopen(series.s, "w"));
     for (long long step = 1; step <= 5; step++) {
         write_ok(tmp, step * 100, (float)step, 2);
         for (long long k = 1; k <= step; k++) {
-            pathbuf p = join(tmp, ckpt_name(k * 100).s);
+            pathbuf p = path_join(tmp, ckpt_name(k * 100).s);
             strcat(p.s, ".h5");
             int should = k >= step - 1;
             cr_assert_eq(exists(p.s), should, "after step %lld: %s %s", step * 100, p.s,
                          should ? "missing" : "not pruned");
         }
     }
-    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000500.h5\n");
+    cr_assert_str_eq(read_text(path_join(tmp, "latest").s).s, "ckpt-00000500.h5\n");
     cr_assert(exists(other.s), "a file without a step was pruned");
     cr_assert(exists(series.s), "a file of another series was pruned");
 }
@@ -457,39 +446,39 @@ Test(ckpt, prune_never_deletes_the_new_checkpoint) {
     write_ok(tmp, 300, 3.0f, 0);
     write_ok(tmp, 400, 4.0f, 0);
     write_ok(tmp, 200, 2.0f, 1);
-    cr_assert(exists(join(tmp, "ckpt-00000200.h5").s));
-    cr_assert_not(exists(join(tmp, "ckpt-00000300.h5").s));
-    cr_assert_not(exists(join(tmp, "ckpt-00000400.h5").s));
-    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000200.h5\n");
+    cr_assert(exists(path_join(tmp, "ckpt-00000200.h5").s));
+    cr_assert_not(exists(path_join(tmp, "ckpt-00000300.h5").s));
+    cr_assert_not(exists(path_join(tmp, "ckpt-00000400.h5").s));
+    cr_assert_str_eq(read_text(path_join(tmp, "latest").s).s, "ckpt-00000200.h5\n");
 }
 
 Test(ckpt, candidates_latest_first_then_by_step) {
     char *paths[8];
-    cr_assert_eq(ckpt_candidates(join(tmp, "nonexistent").s, paths, 8), 0);
+    cr_assert_eq(ckpt_candidates(path_join(tmp, "nonexistent").s, paths, 8), 0);
     cr_assert_eq(ckpt_candidates(tmp, paths, 8), 0);
     write_ok(tmp, 7, 1.0f, 0);
     write_ok(tmp, 30, 2.0f, 0);
     write_ok(tmp, 200, 3.0f, 0);
-    fclose(fopen(join(tmp, ".ckpt-00000999.h5.tmp").s, "w")); /* not a candidate */
-    fclose(fopen(join(tmp, "notes.txt").s, "w"));
-    FILE *f = fopen(join(tmp, "latest").s, "w");
+    fclose(fopen(path_join(tmp, ".ckpt-00000999.h5.tmp").s, "w")); /* not a candidate */
+    fclose(fopen(path_join(tmp, "notes.txt").s, "w"));
+    FILE *f = fopen(path_join(tmp, "latest").s, "w");
     fputs("ckpt-00000030.h5\n", f);
     fclose(f);
     int n = ckpt_candidates(tmp, paths, 8);
     cr_assert_eq(n, 3);
-    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000030.h5").s);
-    cr_assert_str_eq(paths[1], join(tmp, "ckpt-00000200.h5").s);
-    cr_assert_str_eq(paths[2], join(tmp, "ckpt-00000007.h5").s);
+    cr_assert_str_eq(paths[0], path_join(tmp, "ckpt-00000030.h5").s);
+    cr_assert_str_eq(paths[1], path_join(tmp, "ckpt-00000200.h5").s);
+    cr_assert_str_eq(paths[2], path_join(tmp, "ckpt-00000007.h5").s);
     for (int i = 0; i < n; i++) free(paths[i]);
     cr_assert_eq(ckpt_candidates(tmp, paths, 2), 2);
     free(paths[0]);
     free(paths[1]);
     /* a `latest` naming a missing file is skipped */
-    f = fopen(join(tmp, "latest").s, "w");
+    f = fopen(path_join(tmp, "latest").s, "w");
     fputs("ckpt-00000555.h5\n", f);
     fclose(f);
     cr_assert_eq(ckpt_candidates(tmp, paths, 8), 3);
-    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000200.h5").s);
+    cr_assert_str_eq(paths[0], path_join(tmp, "ckpt-00000200.h5").s);
     for (int i = 0; i < 3; i++) free(paths[i]);
 }
 
@@ -499,7 +488,7 @@ Test(ckpt, candidates_latest_first_then_by_step) {
 Test(ckpt, corrupt_byte_names_the_dataset) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     haddr_t addr;
     hsize_t size;
     chunk_location(p.s, "/params/fc0.weight", 0, &addr, &size);
@@ -518,7 +507,7 @@ Test(ckpt, corrupt_byte_names_the_dataset) {
 Test(ckpt, corrupt_metadata_fails) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     /* the config text is stored once, in the root group's object header */
     int fd = open(p.s, O_RDONLY);
     static char buf[1 << 16];
@@ -539,7 +528,7 @@ Test(ckpt, corrupt_metadata_fails) {
 Test(ckpt, truncated_file_fails) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     struct stat st;
     cr_assert_eq(stat(p.s, &st), 0);
     cr_assert_eq(truncate(p.s, st.st_size / 2), 0);
@@ -551,14 +540,14 @@ Test(ckpt, truncated_file_fails) {
 
 Test(ckpt, not_hdf5_or_missing) {
     h5_marks ids = h5_mark();
-    pathbuf p = join(tmp, "junk.h5");
+    pathbuf p = path_join(tmp, "junk.h5");
     FILE *f = fopen(p.s, "w");
     fputs("not an HDF5 file\n", f);
     fclose(f);
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
     cr_assert(strstr(err, p.s) && strstr(err, "cannot open as HDF5"), "%s", err);
-    cr_assert_null(ckpt_open(join(tmp, "missing.h5").s, err, sizeof err));
+    cr_assert_null(ckpt_open(path_join(tmp, "missing.h5").s, err, sizeof err));
     cr_assert(strstr(err, "No such file or directory"), "%s", err);
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
@@ -574,13 +563,13 @@ Test(ckpt, hdf5_error_handler_restored) {
     int reports = 0;
     H5Eset_auto2(H5E_DEFAULT, count_reports, &reports);
     char err[512];
-    cr_assert_null(ckpt_open(join(tmp, "missing.h5").s, err, sizeof err));
+    cr_assert_null(ckpt_open(path_join(tmp, "missing.h5").s, err, sizeof err));
     cr_assert_eq(reports, 0, "HDF5 reported an error stack during ckpt_open");
     H5E_auto2_t func = NULL;
     void *data = NULL;
     H5Eget_auto2(H5E_DEFAULT, &func, &data);
     cr_assert(func == count_reports && data == &reports, "the error handler was not restored");
-    H5Fopen(join(tmp, "missing.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    H5Fopen(path_join(tmp, "missing.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_assert_eq(reports, 1);
 }
 
@@ -600,7 +589,7 @@ static void edit_attrs(const char *path, const char *del, int version) {
 Test(ckpt, wrong_format_version) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     edit_attrs(p.s, NULL, 7);
     char err[512] = "", want[1200];
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
@@ -612,7 +601,7 @@ Test(ckpt, wrong_format_version) {
 Test(ckpt, missing_attribute) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     edit_attrs(p.s, "step_in_epoch", 0);
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
@@ -623,7 +612,7 @@ Test(ckpt, missing_attribute) {
 Test(ckpt, read_checks_shape_and_name) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
-    pathbuf p = join(tmp, "ckpt-00000001.h5");
+    pathbuf p = path_join(tmp, "ckpt-00000001.h5");
     ckpt *c = open_ok(p.s);
     float buf[12];
     char err[512] = "";
@@ -650,9 +639,9 @@ Test(ckpt, read_checks_shape_and_name) {
 /* Root bypasses permission bits, so a read-only directory is no test here; a directory
  * whose parent is a regular file fails for everyone. */
 Test(ckpt, unwritable_directory) {
-    pathbuf file = join(tmp, "plain");
+    pathbuf file = path_join(tmp, "plain");
     fclose(fopen(file.s, "w"));
-    pathbuf dir = join(file.s, "checkpoints");
+    pathbuf dir = path_join(file.s, "checkpoints");
     state s;
     make_state(&s, 1, 1.0f);
     char err[512] = "";
@@ -679,8 +668,8 @@ Test(ckpt, bad_arguments) {
     cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
     cr_assert(strstr(err, "/adam_m/fc0.weight"), "%s", err);
     cr_assert_eq(count_temps(tmp), 0);
-    cr_assert_not(exists(join(tmp, "ckpt-1.h5").s));
-    cr_assert_not(exists(join(tmp, "latest").s));
+    cr_assert_not(exists(path_join(tmp, "ckpt-1.h5").s));
+    cr_assert_not(exists(path_join(tmp, "latest").s));
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
@@ -699,9 +688,9 @@ static int mount_tmpfs(const char *opts) {
 static void check_survivor(const char *dir, long long step, float seed) {
     char name[1100];
     snprintf(name, sizeof name, "%s.h5\n", ckpt_name(step).s);
-    cr_assert_str_eq(read_text(join(dir, "latest").s).s, name);
+    cr_assert_str_eq(read_text(path_join(dir, "latest").s).s, name);
     name[strlen(name) - 1] = '\0';
-    check_state(join(dir, name).s, step, seed);
+    check_state(path_join(dir, name).s, step, seed);
     cr_assert_eq(count_temps(dir), 0);
 }
 
@@ -782,19 +771,19 @@ Test(ckpt, crash_mid_write_keeps_previous) {
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
 
-    pathbuf stale = join(tmp, ".ckpt-00000002.h5.tmp");
+    pathbuf stale = path_join(tmp, ".ckpt-00000002.h5.tmp");
     cr_assert(exists(stale.s), "the crash left no partial file: the hook fired too early");
-    cr_assert_str_eq(read_text(join(tmp, "latest").s).s, "ckpt-00000001.h5\n");
+    cr_assert_str_eq(read_text(path_join(tmp, "latest").s).s, "ckpt-00000001.h5\n");
     char *paths[4];
     int n = ckpt_candidates(tmp, paths, 4);
     cr_assert_eq(n, 1);
-    cr_assert_str_eq(paths[0], join(tmp, "ckpt-00000001.h5").s);
+    cr_assert_str_eq(paths[0], path_join(tmp, "ckpt-00000001.h5").s);
     free(paths[0]);
-    check_state(join(tmp, "ckpt-00000001.h5").s, 1, 1.0f);
+    check_state(path_join(tmp, "ckpt-00000001.h5").s, 1, 1.0f);
 
     /* the next successful checkpoint removes the stale temporary file */
     write_ok(tmp, 3, 3.0f, 2);
     cr_assert_not(exists(stale.s));
     cr_assert_eq(count_temps(tmp), 0);
-    check_state(join(tmp, "ckpt-00000003.h5").s, 3, 3.0f);
+    check_state(path_join(tmp, "ckpt-00000003.h5").s, 3, 3.0f);
 }

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "cpu/cpu.h"
 #include "gradcheck.h"
 #include "kernels.h"
@@ -53,30 +54,6 @@ static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
     float *p = kernels_alloc(n);
     gc_fill_uniform(p, n, seed, lo, hi);
     return p;
-}
-
-static float *copy_of(const float *x, size_t n) {
-    float *p = kernels_alloc(n);
-    memcpy(p, x, n * sizeof(float));
-    return p;
-}
-
-static double *dalloc(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof(double));
-    cr_assert(p != NULL, "out of memory");
-    return p;
-}
-
-/* every element of b equals a + c within ACC_TOL */
-static void expect_sum(const float *b, const float *a, const float *c, size_t n,
-                       const char *what) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double want = (double)a[i] + (double)c[i];
-        double err = fabs(b[i] - want) / fmax(1.0, fabs(want));
-        if (!(err <= worst)) worst = err; /* NaN sticks */
-    }
-    cr_expect(worst < ACC_TOL, "%s: not accumulated (err %g)", what, worst);
 }
 
 static void expect_same(const float *a, const float *b, size_t n, const char *what) {
@@ -197,7 +174,7 @@ static void check_accumulates_and_null(op_case *c) {
     char what[192];
     for (int k = 0; k < c->nin; k++) {
         snprintf(what, sizeof what, "%s d(input %d) twice", c->name, k);
-        expect_sum(twice[k], once[k], once[k], c->n_in[k], what);
+        expect_sum(twice[k], once[k], once[k], c->n_in[k], ACC_TOL, what);
     }
     for (int mask = 0; mask < all; mask++) {
         float *some[MAXIN];

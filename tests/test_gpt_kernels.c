@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "cpu/cpu.h"
 #include "cpu/vecmath.h"
 #include "gradcheck.h"
@@ -45,30 +46,6 @@ static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
     float *p = kernels_alloc(n);
     gc_fill_uniform(p, n, seed, lo, hi);
     return p;
-}
-
-static float *copy_of(const float *x, size_t n) {
-    float *p = kernels_alloc(n);
-    memcpy(p, x, n * sizeof(float));
-    return p;
-}
-
-static double *dalloc(size_t n) {
-    double *p = calloc(n, sizeof(double));
-    cr_assert(p != NULL, "out of memory");
-    return p;
-}
-
-/* every element of b equals a + c within ACC_TOL */
-static void expect_sum(const float *b, const float *a, const float *c, size_t n,
-                       const char *what) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double want = (double)a[i] + (double)c[i];
-        double err = fabs(b[i] - want) / fmax(1.0, fabs(want));
-        if (!(err <= worst)) worst = err; /* NaN sticks */
-    }
-    cr_expect(worst < ACC_TOL, "%s: not accumulated (err %g)", what, worst);
 }
 
 static void expect_same(const float *a, const float *b, size_t n, const char *what) {
@@ -187,8 +164,8 @@ Test(gpt_embedding, backward_accumulates_and_skips_null) {
     emb_backward(&e, te1, pe1);
     float *te2 = copy_of(te1, nte), *pe2 = copy_of(pe1, npe);
     emb_backward(&e, te2, pe2); /* onto the first result: 2x */
-    expect_sum(te2, te1, te1, nte, "dwte twice");
-    expect_sum(pe2, pe1, pe1, npe, "dwpe twice");
+    expect_sum(te2, te1, te1, nte, ACC_TOL, "dwte twice");
+    expect_sum(pe2, pe1, pe1, npe, ACC_TOL, "dwpe twice");
     float *te3 = kernels_alloc(nte), *pe3 = kernels_alloc(npe);
     emb_backward(&e, te3, NULL);
     emb_backward(&e, NULL, pe3);
@@ -346,9 +323,9 @@ Test(gpt_layernorm, backward_accumulates_and_skips_null) {
     ln_backward(&l, once[0], once[1], once[2]);
     for (int k = 0; k < 3; k++) twice[k] = copy_of(once[k], n[k]);
     ln_backward(&l, twice[0], twice[1], twice[2]);
-    expect_sum(twice[0], once[0], once[0], n[0], "layernorm dinp twice");
-    expect_sum(twice[1], once[1], once[1], n[1], "layernorm dweight twice");
-    expect_sum(twice[2], once[2], once[2], n[2], "layernorm dbias twice");
+    expect_sum(twice[0], once[0], once[0], n[0], ACC_TOL, "layernorm dinp twice");
+    expect_sum(twice[1], once[1], once[1], n[1], ACC_TOL, "layernorm dweight twice");
+    expect_sum(twice[2], once[2], once[2], n[2], ACC_TOL, "layernorm dbias twice");
     /* every subset of the three gradients: the requested ones equal the full call's */
     for (int mask = 0; mask < 8; mask++) {
         float *some[3];
@@ -534,7 +511,7 @@ Test(gpt_attention, backward_accumulates_and_skips_null) {
     att_backward(&a, once);
     float *twice = copy_of(once, n);
     att_backward(&a, twice);
-    expect_sum(twice, once, once, n, "attention dqkv twice");
+    expect_sum(twice, once, once, n, ACC_TOL, "attention dqkv twice");
     att_backward(&a, NULL); /* must neither crash nor touch anything */
     kernels_free(once);
     kernels_free(twice);
@@ -589,7 +566,7 @@ Test(gpt_gelu, backward_matches_finite_differences_and_accumulates) {
     expect_grad(gelu_loss, &g, g.x, dx, g.n, "gelu dinp");
     float *twice = copy_of(dx, g.n);
     gelu_backward(twice, g.R, g.x, g.n);
-    expect_sum(twice, dx, dx, g.n, "gelu dinp twice");
+    expect_sum(twice, dx, dx, g.n, ACC_TOL, "gelu dinp twice");
     gelu_backward(NULL, g.R, g.x, g.n);
     /* far tails: the derivative goes to 1 and 0, with no NaN from exp overflow */
     float tails[] = {-1e4f, -30.0f, 30.0f, 1e4f}, dt[4] = {0}, ones[] = {1, 1, 1, 1};
@@ -618,19 +595,19 @@ Test(gpt_residual, forward_and_backward) {
     /* da starts at g0 (accumulation), db at zero; then db alone, da alone, neither */
     float *da = copy_of(g0, n), *db = kernels_alloc(n);
     residual_backward(da, db, dout, n);
-    expect_sum(da, g0, dout, n, "residual da onto g0");
+    expect_sum(da, g0, dout, n, ACC_TOL, "residual da onto g0");
     expect_same(db, dout, n, "residual db");
     residual_backward(NULL, db, dout, n);
-    expect_sum(db, dout, dout, n, "residual db twice");
+    expect_sum(db, dout, dout, n, ACC_TOL, "residual db twice");
     residual_backward(da, NULL, dout, n);
     residual_backward(NULL, NULL, dout, n);
     float *g1 = kernels_alloc(n);
     for (size_t i = 0; i < n; i++) g1[i] = g0[i] + dout[i];
-    expect_sum(da, g1, dout, n, "residual da alone");
+    expect_sum(da, g1, dout, n, ACC_TOL, "residual da alone");
     /* the same buffer for both inputs (out = x + x) receives the gradient twice */
     float *dx = kernels_alloc(n);
     residual_backward(dx, dx, dout, n);
-    expect_sum(dx, dout, dout, n, "residual da == db");
+    expect_sum(dx, dout, dout, n, ACC_TOL, "residual da == db");
     free(ref);
     float *bufs[] = {a, b, out, dout, g0, da, db, g1, dx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) kernels_free(bufs[i]);

@@ -25,21 +25,10 @@ static void teardown(void) { test_rm_tree(tmp); }
 
 TestSuite(shard, .init = setup, .fini = teardown);
 
-typedef struct {
-    char s[1024];
-} pathbuf;
-
-static pathbuf join(const char *dir, const char *name) {
-    pathbuf p;
-    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
-    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
-    return p;
-}
-
 /* The shipped MNIST converted into this test's directory. */
 static pathbuf mnist_h5(void) {
     const char *src = getenv("DTRAIN_SOURCE_DIR");
-    pathbuf idx = join(src ? src : ".", "data/mnist"), out = join(tmp, "mnist.h5");
+    pathbuf idx = path_join(src ? src : ".", "data/mnist"), out = path_join(tmp, "mnist.h5");
     char err[512];
     cr_assert_eq(prepare_mnist(idx.s, out.s, err, sizeof err), 0, "%s", err);
     return out;
@@ -48,12 +37,12 @@ static pathbuf mnist_h5(void) {
 /* The whole training split as the idx reader sees it. */
 static void read_idx_train(uint8_t **px, uint8_t **lab, int *n) {
     const char *src = getenv("DTRAIN_SOURCE_DIR");
-    pathbuf dir = join(src ? src : ".", "data/mnist");
+    pathbuf dir = path_join(src ? src : ".", "data/mnist");
     int r, c, nl;
     char err[512];
-    cr_assert_eq(idx_read_images(join(dir.s, "train-images-idx3-ubyte.gz").s, px, n, &r, &c, err, sizeof err), 0,
+    cr_assert_eq(idx_read_images(path_join(dir.s, "train-images-idx3-ubyte.gz").s, px, n, &r, &c, err, sizeof err), 0,
                  "%s", err);
-    cr_assert_eq(idx_read_labels(join(dir.s, "train-labels-idx1-ubyte.gz").s, lab, &nl, err, sizeof err), 0, "%s",
+    cr_assert_eq(idx_read_labels(path_join(dir.s, "train-labels-idx1-ubyte.gz").s, lab, &nl, err, sizeof err), 0, "%s",
                  err);
 }
 
@@ -256,7 +245,7 @@ static uint8_t *pattern(long n, size_t ex) {
 }
 
 Test(shard, rank3_images_and_rgb) {
-    pathbuf p = join(tmp, "shapes.h5");
+    pathbuf p = path_join(tmp, "shapes.h5");
     hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     uint8_t *gray = pattern(10, 5 * 6), *rgb = pattern(10, 4 * 4 * 3), lab[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     hsize_t g[3] = {10, 5, 6}, c[4] = {10, 4, 4, 3}, l[1] = {10};
@@ -286,7 +275,7 @@ Test(shard, rank3_images_and_rgb) {
 
 /* More ranks than examples: some shards are empty, and that is not an error. */
 Test(shard, empty_shards) {
-    pathbuf p = join(tmp, "tiny.h5");
+    pathbuf p = path_join(tmp, "tiny.h5");
     hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     uint8_t px[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8}, lab[2] = {3, 4};
     hsize_t d[3] = {2, 2, 2}, l[1] = {2};
@@ -306,7 +295,7 @@ Test(shard, empty_shards) {
 /* Every chunk carries a Fletcher32 checksum; corrupting the last rank's chunk breaks that
  * rank only, which shows that the others never read it. */
 Test(shard, reads_only_its_hyperslab) {
-    pathbuf p = join(tmp, "chunks.h5");
+    pathbuf p = path_join(tmp, "chunks.h5");
     hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     uint8_t *px = pattern(30, 16), lab[30] = {0};
     hsize_t d[4] = {30, 4, 4, 1}, l[1] = {30};
@@ -356,7 +345,7 @@ static void expect_open_error(const char *path, const char *split, const char *p
 
 /* a file with /train/labels (N=4) and, if img_type >= 0, /train/images of that type and rank */
 static pathbuf bad_file(const char *name, hid_t img_type, int img_rank, hid_t lab_type, long nlab) {
-    pathbuf p = join(tmp, name);
+    pathbuf p = path_join(tmp, name);
     hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hsize_t d[4] = {4, 3, 3, 1}, l[1] = {(hsize_t)nlab};
     if (img_type >= 0) add_dataset(f, "/train/images", img_type, img_rank, d, NULL, 0, 0);
@@ -391,8 +380,8 @@ Test(shard, bad_labels) {
 }
 
 Test(shard, not_a_file_or_not_hdf5) {
-    expect_open_error(join(tmp, "missing.h5").s, "train", "cannot open: No such file");
-    pathbuf p = join(tmp, "text.h5");
+    expect_open_error(path_join(tmp, "missing.h5").s, "train", "cannot open: No such file");
+    pathbuf p = path_join(tmp, "text.h5");
     FILE *f = fopen(p.s, "w");
     fputs("not hdf5\n", f);
     fclose(f);

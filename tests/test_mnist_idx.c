@@ -32,17 +32,6 @@ static const char *shipped_dir(void) {
 }
 
 /* DIR/NAME as a value, so that calls nest and no buffer is shared between them */
-typedef struct {
-    char s[1024];
-} pathbuf;
-
-static pathbuf join(const char *dir, const char *name) {
-    pathbuf p;
-    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
-    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
-    return p;
-}
-
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
@@ -104,14 +93,14 @@ static void make_small_split(const char *dir, const char *prefix, uint32_t n, in
     char name[128];
     uint32_t idims[3] = {n, 28, 28}, ldims[1] = {n};
     snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", prefix, gz ? ".gz" : "");
-    write_idx(join(dir, name).s, 0x803, 3, idims, px, n * PX, gz);
+    write_idx(path_join(dir, name).s, 0x803, 3, idims, px, n * PX, gz);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", prefix, gz ? ".gz" : "");
-    write_idx(join(dir, name).s, 0x801, 1, ldims, lab, n, gz);
+    write_idx(path_join(dir, name).s, 0x801, 1, ldims, lab, n, gz);
     free(px);
 }
 
 static pathbuf make_small_dir(int gz) {
-    pathbuf dir = join(tmp, "idx");
+    pathbuf dir = path_join(tmp, "idx");
     cr_assert_eq(mkdir(dir.s, 0755), 0);
     make_small_split(dir.s, "train", SMALL_TRAIN, gz);
     make_small_split(dir.s, "t10k", SMALL_TEST, gz);
@@ -178,9 +167,9 @@ static void expect_split(hid_t file, const char *group, const char *idx_dir, con
     int n, rows, cols, nl;
     char err[512];
     snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", prefix, suffix);
-    cr_assert_eq(idx_read_images(join(idx_dir, name).s, &px, &n, &rows, &cols, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(idx_read_images(path_join(idx_dir, name).s, &px, &n, &rows, &cols, err, sizeof err), 0, "%s", err);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", prefix, suffix);
-    cr_assert_eq(idx_read_labels(join(idx_dir, name).s, &lab, &nl, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(idx_read_labels(path_join(idx_dir, name).s, &lab, &nl, err, sizeof err), 0, "%s", err);
     cr_assert_eq(n, n_want);
     cr_assert_eq(read_count(file, group), n_want);
     hsize_t idims[4] = {(hsize_t)n, 28, 28, 1}, ldims[1] = {(hsize_t)n};
@@ -213,10 +202,10 @@ Test(mnist, reads_shipped_gz) {
     uint8_t *px, *lab;
     int n, rows, cols, nl;
     char err[512];
-    cr_assert_eq(idx_read_images(join(shipped_dir(), "train-images-idx3-ubyte.gz").s, &px, &n, &rows, &cols,
+    cr_assert_eq(idx_read_images(path_join(shipped_dir(), "train-images-idx3-ubyte.gz").s, &px, &n, &rows, &cols,
                                  err, sizeof err), 0, "%s", err);
     cr_expect(n == 8000 && rows == 28 && cols == 28);
-    cr_assert_eq(idx_read_labels(join(shipped_dir(), "train-labels-idx1-ubyte.gz").s, &lab, &nl, err, sizeof err),
+    cr_assert_eq(idx_read_labels(path_join(shipped_dir(), "train-labels-idx1-ubyte.gz").s, &lab, &nl, err, sizeof err),
                  0, "%s", err);
     cr_expect_eq(nl, 8000);
     /* the shipped subset's first labels, and a pixel range that MNIST must have */
@@ -235,13 +224,13 @@ Test(mnist, plain_and_gz_read_the_same) {
     uint8_t *a, *b;
     int n, r, c;
     char err[512];
-    cr_assert_eq(idx_read_images(join(dir, "train-images-idx3-ubyte").s, &a, &n, &r, &c, err, sizeof err), 0,
+    cr_assert_eq(idx_read_images(path_join(dir, "train-images-idx3-ubyte").s, &a, &n, &r, &c, err, sizeof err), 0,
                  "%s", err);
     cr_expect(n == SMALL_TRAIN && r == 28 && c == 28);
     /* a gzipped file under a name without .gz: detection is by content */
     uint32_t dims[3] = {SMALL_TRAIN, 28, 28};
-    write_idx(join(tmp, "gz-without-suffix").s, 0x803, 3, dims, a, SMALL_TRAIN * PX, 1);
-    cr_assert_eq(idx_read_images(join(tmp, "gz-without-suffix").s, &b, &n, &r, &c, err, sizeof err), 0, "%s",
+    write_idx(path_join(tmp, "gz-without-suffix").s, 0x803, 3, dims, a, SMALL_TRAIN * PX, 1);
+    cr_assert_eq(idx_read_images(path_join(tmp, "gz-without-suffix").s, &b, &n, &r, &c, err, sizeof err), 0, "%s",
                  err);
     cr_expect_eq(memcmp(a, b, SMALL_TRAIN * PX), 0);
     free(a);
@@ -265,7 +254,7 @@ static void expect_read_error(const char *path, int images, const char *phrase) 
 Test(mnist, reader_errors) {
     uint8_t px[2 * PX] = {0};
     uint32_t dims[3] = {2, 28, 28};
-    pathbuf p_path = join(tmp, "f");
+    pathbuf p_path = path_join(tmp, "f");
     const char *p = p_path.s;
     write_idx(p, 0x803, 3, dims, px, 2 * PX - 100, 0);
     expect_read_error(p, 1, "truncated: expected 1568 bytes of pixels after the header, got 1468");
@@ -284,24 +273,24 @@ Test(mnist, reader_errors) {
     expect_read_error(p, 1, "bad magic number 0x00000801: expected 0x00000803");
     write_idx(p, 0x803, 3, dims, px, 2 * PX, 0);
     expect_read_error(p, 0, "bad magic number 0x00000803: expected 0x00000801");
-    expect_read_error(join(tmp, "missing").s, 1, "cannot open");
+    expect_read_error(path_join(tmp, "missing").s, 1, "cannot open");
 }
 
 Test(mnist, cut_gzip_stream) {
     /* the .gz file itself cut in half: zlib sees the stream end early */
-    FILE *f = fopen(join(shipped_dir(), "t10k-images-idx3-ubyte.gz").s, "rb");
+    FILE *f = fopen(path_join(shipped_dir(), "t10k-images-idx3-ubyte.gz").s, "rb");
     cr_assert_not_null(f);
     static uint8_t buf[400000];
     size_t len = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    write_file(join(tmp, "cut.gz").s, buf, len / 2, 0);
-    expect_read_error(join(tmp, "cut.gz").s, 1, "truncated");
+    write_file(path_join(tmp, "cut.gz").s, buf, len / 2, 0);
+    expect_read_error(path_join(tmp, "cut.gz").s, 1, "truncated");
 }
 
 /* ---- prepare_mnist --------------------------------------------------------------------- */
 
 Test(mnist, prepare_from_shipped_gz, .timeout = 60) {
-    pathbuf out_path = join(tmp, "mnist.h5");
+    pathbuf out_path = path_join(tmp, "mnist.h5");
     const char *out = out_path.s;
     char err[512];
     cr_assert_eq(prepare_mnist(shipped_dir(), out, err, sizeof err), 0, "%s", err);
@@ -321,7 +310,7 @@ static void gunzip(const char *src, const char *dst) {
 }
 
 Test(mnist, prepare_from_plain_copies, .timeout = 60) {
-    pathbuf dir_path = join(tmp, "plain");
+    pathbuf dir_path = path_join(tmp, "plain");
     const char *dir = dir_path.s;
     cr_assert_eq(mkdir(dir, 0755), 0);
     const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -329,9 +318,9 @@ Test(mnist, prepare_from_plain_copies, .timeout = 60) {
     for (int i = 0; i < 4; i++) {
         char gz[256];
         snprintf(gz, sizeof gz, "%s.gz", names[i]);
-        gunzip(join(shipped_dir(), gz).s, join(dir, names[i]).s);
+        gunzip(path_join(shipped_dir(), gz).s, path_join(dir, names[i]).s);
     }
-    pathbuf out_path = join(tmp, "plain.h5");
+    pathbuf out_path = path_join(tmp, "plain.h5");
     const char *out = out_path.s;
     char err[512];
     cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), 0, "%s", err);
@@ -345,7 +334,7 @@ Test(mnist, prepare_from_plain_copies, .timeout = 60) {
 /* prepare fails with one line naming `file` and containing `phrase`, and leaves no output
  * and no temporary file. */
 static void expect_prepare_error(const char *dir, const char *file, const char *phrase) {
-    pathbuf out_path = join(tmp, "out.h5");
+    pathbuf out_path = path_join(tmp, "out.h5");
     const char *out = out_path.s;
     char err[512] = "";
     cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1, "a broken %s was accepted", file);
@@ -360,8 +349,8 @@ Test(mnist, prepare_small_ok) {
     pathbuf dir_path = make_small_dir(1);
     const char *dir = dir_path.s;
     char err[512];
-    cr_assert_eq(prepare_mnist(dir, join(tmp, "small.h5").s, err, sizeof err), 0, "%s", err);
-    hid_t f = H5Fopen(join(tmp, "small.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_eq(prepare_mnist(dir, path_join(tmp, "small.h5").s, err, sizeof err), 0, "%s", err);
+    hid_t f = H5Fopen(path_join(tmp, "small.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_expect_eq(read_count(f, "train"), SMALL_TRAIN);
     cr_expect_eq(read_count(f, "test"), SMALL_TEST);
     H5Fclose(f);
@@ -372,8 +361,8 @@ Test(mnist, prepare_truncated_images) {
     const char *dir = dir_path.s;
     uint8_t px[SMALL_TRAIN * PX] = {0};
     uint32_t dims[3] = {SMALL_TRAIN, 28, 28};
-    write_idx(join(dir, "train-images-idx3-ubyte").s, 0x803, 3, dims, px, 100, 0);
-    expect_prepare_error(dir, join(dir, "train-images-idx3-ubyte").s,
+    write_idx(path_join(dir, "train-images-idx3-ubyte").s, 0x803, 3, dims, px, 100, 0);
+    expect_prepare_error(dir, path_join(dir, "train-images-idx3-ubyte").s,
                          "truncated: expected 2352 bytes of pixels after the header, got 100");
 }
 
@@ -382,8 +371,8 @@ Test(mnist, prepare_wrong_magic) {
     const char *dir = dir_path.s;
     uint8_t px[SMALL_TEST * PX] = {0};
     uint32_t dims[3] = {SMALL_TEST, 28, 28};
-    write_idx(join(dir, "t10k-images-idx3-ubyte.gz").s, 0x804, 3, dims, px, sizeof px, 1);
-    expect_prepare_error(dir, join(dir, "t10k-images-idx3-ubyte.gz").s, "bad magic number 0x00000804");
+    write_idx(path_join(dir, "t10k-images-idx3-ubyte.gz").s, 0x804, 3, dims, px, sizeof px, 1);
+    expect_prepare_error(dir, path_join(dir, "t10k-images-idx3-ubyte.gz").s, "bad magic number 0x00000804");
 }
 
 Test(mnist, prepare_label_count_mismatch) {
@@ -391,15 +380,15 @@ Test(mnist, prepare_label_count_mismatch) {
     const char *dir = dir_path.s;
     uint8_t lab[SMALL_TRAIN - 1] = {0};
     uint32_t dims[1] = {SMALL_TRAIN - 1};
-    write_idx(join(dir, "train-labels-idx1-ubyte.gz").s, 0x801, 1, dims, lab, sizeof lab, 1);
-    expect_prepare_error(dir, join(dir, "train-labels-idx1-ubyte.gz").s, "holds 2 labels: expected 3");
+    write_idx(path_join(dir, "train-labels-idx1-ubyte.gz").s, 0x801, 1, dims, lab, sizeof lab, 1);
+    expect_prepare_error(dir, path_join(dir, "train-labels-idx1-ubyte.gz").s, "holds 2 labels: expected 3");
 }
 
 Test(mnist, prepare_missing_file) {
     pathbuf dir_path = make_small_dir(1);
     const char *dir = dir_path.s;
-    cr_assert_eq(unlink(join(dir, "t10k-labels-idx1-ubyte.gz").s), 0);
-    expect_prepare_error(dir, join(dir, "t10k-labels-idx1-ubyte[.gz]").s, "not found");
+    cr_assert_eq(unlink(path_join(dir, "t10k-labels-idx1-ubyte.gz").s), 0);
+    expect_prepare_error(dir, path_join(dir, "t10k-labels-idx1-ubyte[.gz]").s, "not found");
 }
 
 Test(mnist, prepare_label_out_of_range) {
@@ -407,8 +396,8 @@ Test(mnist, prepare_label_out_of_range) {
     const char *dir = dir_path.s;
     uint8_t lab[SMALL_TEST] = {3, 10};
     uint32_t dims[1] = {SMALL_TEST};
-    write_idx(join(dir, "t10k-labels-idx1-ubyte").s, 0x801, 1, dims, lab, sizeof lab, 0);
-    expect_prepare_error(dir, join(dir, "t10k-labels-idx1-ubyte").s, "label 10 at index 1: expected 0..9");
+    write_idx(path_join(dir, "t10k-labels-idx1-ubyte").s, 0x801, 1, dims, lab, sizeof lab, 0);
+    expect_prepare_error(dir, path_join(dir, "t10k-labels-idx1-ubyte").s, "label 10 at index 1: expected 0..9");
 }
 
 Test(mnist, prepare_wrong_image_size) {
@@ -416,14 +405,14 @@ Test(mnist, prepare_wrong_image_size) {
     const char *dir = dir_path.s;
     uint8_t px[SMALL_TRAIN * 27 * 27] = {0};
     uint32_t dims[3] = {SMALL_TRAIN, 27, 27};
-    write_idx(join(dir, "train-images-idx3-ubyte").s, 0x803, 3, dims, px, sizeof px, 0);
-    expect_prepare_error(dir, join(dir, "train-images-idx3-ubyte").s, "27x27: expected 28x28");
+    write_idx(path_join(dir, "train-images-idx3-ubyte").s, 0x803, 3, dims, px, sizeof px, 0);
+    expect_prepare_error(dir, path_join(dir, "train-images-idx3-ubyte").s, "27x27: expected 28x28");
 }
 
 Test(mnist, prepare_unwritable_output) {
     pathbuf dir_path = make_small_dir(1);
     const char *dir = dir_path.s;
-    pathbuf out_path = join(tmp, "no-such-dir/out.h5");
+    pathbuf out_path = path_join(tmp, "no-such-dir/out.h5");
     const char *out = out_path.s;
     char err[512] = "";
     cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1);
@@ -434,7 +423,7 @@ Test(mnist, prepare_unwritable_output) {
 /* a failure after the temporary file exists (here: the rename, onto a directory) */
 Test(mnist, late_failure_removes_temporary) {
     pathbuf dir_path = make_small_dir(1);
-    pathbuf out = join(tmp, "out.h5");
+    pathbuf out = path_join(tmp, "out.h5");
     cr_assert_eq(mkdir(out.s, 0755), 0);
     char err[512] = "";
     cr_assert_eq(prepare_mnist(dir_path.s, out.s, err, sizeof err), -1);
@@ -446,13 +435,13 @@ Test(mnist, late_failure_removes_temporary) {
 Test(mnist, failure_keeps_previous_output) {
     pathbuf dir_path = make_small_dir(1);
     const char *dir = dir_path.s;
-    pathbuf out_path = join(tmp, "out.h5");
+    pathbuf out_path = path_join(tmp, "out.h5");
     const char *out = out_path.s;
     char err[512];
     cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), 0, "%s", err);
     struct stat before, after;
     cr_assert_eq(stat(out, &before), 0);
-    cr_assert_eq(unlink(join(dir, "train-images-idx3-ubyte.gz").s), 0);
+    cr_assert_eq(unlink(path_join(dir, "train-images-idx3-ubyte.gz").s), 0);
     cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1);
     cr_assert_eq(stat(out, &after), 0, "the previous output was removed");
     cr_expect_eq(before.st_ino, after.st_ino, "the previous output was replaced");

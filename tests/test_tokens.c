@@ -28,20 +28,9 @@ TestSuite(tshard, .init = setup, .fini = teardown);
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-typedef struct {
-    char s[1024];
-} pathbuf;
-
-static pathbuf join(const char *dir, const char *name) {
-    pathbuf p;
-    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
-    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
-    return p;
-}
-
 static pathbuf shakespeare_txt(void) {
     const char *src = getenv("DTRAIN_SOURCE_DIR");
-    return join(src ? src : ".", "data/tinyshakespeare.txt");
+    return path_join(src ? src : ".", "data/tinyshakespeare.txt");
 }
 
 static void write_bytes(const char *path, const void *data, size_t len) {
@@ -83,7 +72,7 @@ static int entries(const char *dir) {
 
 /* TEXT written to tmp/in.txt and prepared into tmp/NAME. */
 static pathbuf prepare_str(const char *text, size_t len, const char *tokenizer, double val, const char *name) {
-    pathbuf in = join(tmp, "in.txt"), out = join(tmp, name);
+    pathbuf in = path_join(tmp, "in.txt"), out = path_join(tmp, name);
     write_bytes(in.s, text, len);
     char err[512];
     cr_assert_eq(prepare_text(in.s, out.s, tokenizer, val, err, sizeof err), 0, "%s", err);
@@ -91,7 +80,7 @@ static pathbuf prepare_str(const char *text, size_t len, const char *tokenizer, 
 }
 
 static pathbuf shakespeare_h5(const char *tokenizer) {
-    pathbuf in = shakespeare_txt(), out = join(tmp, "ts.h5");
+    pathbuf in = shakespeare_txt(), out = path_join(tmp, "ts.h5");
     char err[512];
     cr_assert_eq(prepare_text(in.s, out.s, tokenizer, 0.1, err, sizeof err), 0, "%s", err);
     return out;
@@ -151,7 +140,7 @@ static void expect_no_open_h5(void) {
 
 /* prepare_text must fail with a message containing want, and leave tmp as it found it. */
 static void expect_prepare_fails(const char *in, const char *tokenizer, double val, const char *want) {
-    pathbuf out = join(tmp, "out.h5");
+    pathbuf out = path_join(tmp, "out.h5");
     int before = entries(tmp);
     char err[512] = "";
     cr_assert_neq(prepare_text(in, out.s, tokenizer, val, err, sizeof err), 0, "expected failure (%s)", want);
@@ -163,7 +152,7 @@ static void expect_prepare_fails(const char *in, const char *tokenizer, double v
 }
 
 static void expect_text_fails(const char *text, size_t len, const char *tokenizer, double val, const char *want) {
-    pathbuf in = join(tmp, "in.txt");
+    pathbuf in = path_join(tmp, "in.txt");
     write_bytes(in.s, text, len);
     expect_prepare_fails(in.s, tokenizer, val, want);
 }
@@ -406,7 +395,7 @@ Test(prepare, empty_input) {
 }
 
 Test(prepare, missing_input_is_named) {
-    pathbuf in = join(tmp, "no_such_corpus.txt");
+    pathbuf in = path_join(tmp, "no_such_corpus.txt");
     expect_prepare_fails(in.s, "char", 0.1, "no_such_corpus.txt: cannot open");
     expect_prepare_fails(tmp, "char", 0.1, "directory");
 }
@@ -427,7 +416,7 @@ Test(prepare, empty_splits) {
 }
 
 Test(prepare, output_failures_leave_nothing) {
-    pathbuf in = join(tmp, "in.txt"), out = join(tmp, "no_dir/out.h5");
+    pathbuf in = path_join(tmp, "in.txt"), out = path_join(tmp, "no_dir/out.h5");
     write_bytes(in.s, "hello\n", 6);
     char err[512] = "";
     cr_assert_neq(prepare_text(in.s, out.s, "char", 0.5, err, sizeof err), 0);
@@ -503,14 +492,14 @@ Test(tokenizer, byte_encode) {
 
 Test(tokenizer, load_errors) {
     char err[512] = "";
-    pathbuf missing = join(tmp, "absent.h5");
+    pathbuf missing = path_join(tmp, "absent.h5");
     cr_expect_null(tokenizer_load(missing.s, err, sizeof err));
     cr_expect(strstr(err, "absent.h5: cannot open") != NULL, "%s", err);
-    pathbuf text = join(tmp, "plain.txt");
+    pathbuf text = path_join(tmp, "plain.txt");
     write_bytes(text.s, "not hdf5", 8);
     cr_expect_null(tokenizer_load(text.s, err, sizeof err));
     cr_expect(strstr(err, "plain.txt: cannot open as HDF5") != NULL, "%s", err);
-    pathbuf h5 = join(tmp, "bare.h5");
+    pathbuf h5 = path_join(tmp, "bare.h5");
     hid_t f = H5Fcreate(h5.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(f);
     cr_expect_null(tokenizer_load(h5.s, err, sizeof err));
@@ -590,7 +579,7 @@ Test(tshard, reads_outside_the_range_fail) {
 
 /* A hand-made file: /train/tokens of the given type and shape, and vocab_size unless < 0. */
 static pathbuf custom_h5(hid_t type, int rank, const hsize_t *dims, const void *data, long vocab) {
-    pathbuf p = join(tmp, "custom.h5");
+    pathbuf p = path_join(tmp, "custom.h5");
     hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t g = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t sp = H5Screate_simple(rank, dims, NULL);
@@ -643,7 +632,7 @@ Test(tshard, validation_errors) {
     expect_open_fails(p.s, "val", 0, 1, "custom.h5: /val/tokens: not found");
     expect_open_fails(p.s, "train", 2, 2, "rank 2 of world 2");
     expect_open_fails(p.s, "a/b", 0, 1, "split 'a/b'");
-    pathbuf missing = join(tmp, "nothing_here.h5");
+    pathbuf missing = path_join(tmp, "nothing_here.h5");
     expect_open_fails(missing.s, "train", 0, 1, "nothing_here.h5: cannot open");
 }
 

@@ -1,11 +1,15 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "kernels.h"
 
 char *test_mkdtemp(char *buf, size_t len, const char *name) {
     snprintf(buf, len, "/tmp/dtrain_test_%s_XXXXXX", name);
@@ -30,4 +34,33 @@ void test_rm_tree(const char *path) {
     }
     if (d) closedir(d);
     rmdir(path);
+}
+
+pathbuf path_join(const char *dir, const char *name) {
+    pathbuf p;
+    int n = snprintf(p.s, sizeof p.s, "%s/%s", dir, name);
+    cr_assert(n > 0 && (size_t)n < sizeof p.s, "path too long");
+    return p;
+}
+
+float *copy_of(const float *x, size_t n) {
+    float *p = kernels_alloc(n);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+double *dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof(double));
+    cr_assert(p != NULL, "out of memory");
+    return p;
+}
+
+void expect_sum(const float *b, const float *a, const float *c, size_t n, double tol, const char *what) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = (double)a[i] + (double)c[i];
+        double err = fabs(b[i] - want) / fmax(1.0, fabs(want));
+        if (!(err <= worst)) worst = err; /* NaN sticks */
+    }
+    cr_expect(worst < tol, "%s: not accumulated (err %g)", what, worst);
 }

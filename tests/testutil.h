@@ -9,4 +9,16 @@ char *test_mkdtemp(char *buf, size_t len, const char *name);
 /* rm -rf: removes a file or a directory tree (made writable first, for read-only tests). */
 void test_rm_tree(const char *path);
 
+/* DIR/NAME, asserting that it fits. */
+typedef struct {
+    char s[1024];
+} pathbuf;
+pathbuf path_join(const char *dir, const char *name);
+
+/* Kernel tests: a kernels_alloc'd copy, a zeroed double buffer, and "b == a + c within tol"
+ * (how a backward pass that accumulates is checked; a NaN always fails). */
+float *copy_of(const float *x, size_t n);
+double *dalloc(size_t n);
+void expect_sum(const float *b, const float *a, const float *c, size_t n, double tol, const char *what);
+
 #endif
