@@ -84,6 +84,25 @@ void kernels_free(float *p) { free(p); }
 
 /* ---- GEMM --------------------------------------------------------------------------- */
 
+/* DTRAIN_SGEMM=openblas sends every GEMM to OpenBLAS even where our AVX-512 kernel exists:
+ * for benchmarks that compare the two and for tracking down a numerical difference. */
+static int g_gemm_openblas;
+static pthread_once_t g_gemm_once = PTHREAD_ONCE_INIT;
+
+static void init_gemm_choice(void) {
+    const char *v = getenv("DTRAIN_SGEMM");
+    g_gemm_openblas = v && strcmp(v, "openblas") == 0;
+}
+
+int kc_gemm_is_openblas(void) {
+#ifdef __AVX512F__
+    pthread_once(&g_gemm_once, init_gemm_choice);
+    return g_gemm_openblas;
+#else
+    return 1;
+#endif
+}
+
 void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -92,8 +111,44 @@ void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] *= beta;
         return;
     }
+#ifdef __AVX512F__
+    if (!kc_gemm_is_openblas()) {
+        kc_sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+size_t kc_sgemm_cols_floats(const kc_cols *v) {
+    return (size_t)v->C * v->K * v->K * v->OH * v->OW;
+}
+
+/* col[(c,ky,kx), (y,x)] = pad[c, y+ky, x+kx]: the matrix kc_cols describes */
+static void build_cols(float *col, const kc_cols *v) {
+    for (int c = 0; c < v->C; c++)
+        for (int ky = 0; ky < v->K; ky++)
+            for (int kx = 0; kx < v->K; kx++)
+                for (int y = 0; y < v->OH; y++, col += v->OW)
+                    memcpy(col, v->pad + ((size_t)c * v->PH + y + ky) * v->PW + kx,
+                           (size_t)v->OW * sizeof(float));
+}
+
+void kc_sgemm_cols(int transposed, int M, const float *A, int lda, const kc_cols *v, float beta,
+                   float *C, int ldc, float *col) {
+    int CKK = v->C * v->K * v->K, OHW = v->OH * v->OW;
+#ifdef __AVX512F__
+    if (!kc_gemm_is_openblas()) {
+        kc_sgemm_cols_avx512(transposed, M, A, lda, v, beta, C, ldc);
+        return;
+    }
+#endif
+    build_cols(col, v);
+    if (transposed)
+        kc_sgemm(0, 1, M, CKK, OHW, 1.0f, A, lda, col, OHW, beta, C, ldc);
+    else
+        kc_sgemm(0, 0, M, OHW, CKK, 1.0f, A, lda, col, OHW, beta, C, ldc);
 }
 
 /* The part-th piece of C: the longer side is cut in blocks of 16 so that each piece's

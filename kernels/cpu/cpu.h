@@ -62,6 +62,32 @@ static inline size_t kc_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A convolution's input seen as its im2col matrix, never built where the GEMM can read the
+ * image itself: row r = (c, ky, kx) of C*K*K, column p = (y, x) of OH*OW, value
+ * pad[c][y + ky][x + kx], pad being the image with its zero border, [C, PH, PW]. */
+typedef struct {
+    const float *pad;
+    int C, K, PH, PW, OH, OW;
+} kc_cols;
+
+/* transposed = 0: C[M, OH*OW] = A[M, C*K*K] . cols + beta * C
+ * transposed = 1: C[M, C*K*K] = A[M, OH*OW] . cols^T + beta * C
+ * by the calling thread. col is scratch of kc_sgemm_cols_floats(cols) floats, used only where
+ * the GEMM is OpenBLAS's (the columns are built there first). */
+void kc_sgemm_cols(int transposed, int M, const float *A, int lda, const kc_cols *cols, float beta,
+                   float *C, int ldc, float *col);
+size_t kc_sgemm_cols_floats(const kc_cols *cols);
+
+/* Nonzero when kc_sgemm runs OpenBLAS: on CPUs without AVX-512, or when the environment
+ * says DTRAIN_SGEMM=openblas. Otherwise it runs kc_sgemm_avx512 (sgemm_avx512.c). */
+int kc_gemm_is_openblas(void);
+#ifdef __AVX512F__
+void kc_sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+void kc_sgemm_cols_avx512(int transposed, int M, const float *A, int lda, const kc_cols *cols,
+                          float beta, float *C, int ldc);
+#endif
+
 /* The same product, with the caller's threads: C is cut along its longer side and each
  * thread multiplies its piece. When bias is given (length N) C is first filled with it row
  * by row and beta is ignored (treated as 1 after the fill). */
