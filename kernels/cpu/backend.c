@@ -86,6 +86,7 @@ void kernels_free(float *p) { free(p); }
 
 /* DTRAIN_SGEMM=openblas sends every GEMM to OpenBLAS even where our AVX-512 kernel exists:
  * for benchmarks that compare the two and for tracking down a numerical difference. */
+#ifdef __AVX512F__
 static int g_gemm_openblas;
 static pthread_once_t g_gemm_once = PTHREAD_ONCE_INIT;
 
@@ -95,13 +96,12 @@ static void init_gemm_choice(void) {
 }
 
 int kc_gemm_is_openblas(void) {
-#ifdef __AVX512F__
     pthread_once(&g_gemm_once, init_gemm_choice);
     return g_gemm_openblas;
-#else
-    return 1;
-#endif
 }
+#else
+int kc_gemm_is_openblas(void) { return 1; }
+#endif
 
 void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
