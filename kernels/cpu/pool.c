@@ -148,11 +148,11 @@ static void pool_grad_rows_staged(float *dinp, const float *dout, const float *i
     for (int q = 0; q < nr; q++) {
         const float *t = hm + (size_t)2 * q * OW, *b = t + OW, *gq = g + (size_t)q * OW;
         float *gt = gs + (size_t)2 * q * OW, *gb = gt + OW;
-        /* all of gt before gb: gt's overshoot lands in gb, which then overwrites it */
-        for (int x0 = 0; x0 < OW; x0 += RUN)
-            for (int j = 0; j < RUN; j++) gt[x0 + j] = b[x0 + j] > t[x0 + j] ? 0.0f : gq[x0 + j];
-        for (int x0 = 0; x0 < OW; x0 += RUN)
-            for (int j = 0; j < RUN; j++) gb[x0 + j] = b[x0 + j] > t[x0 + j] ? gq[x0 + j] : 0.0f;
+        /* exact row lengths here: with runs that overshoot into the next row, as stage 2
+         * of the forward pass does, GCC 12's vectorizer miscompiled this loop pair for AVX2
+         * (-march=x86-64-v3; tests/test_kernels_pool caught it) */
+        for (int x = 0; x < OW; x++) gt[x] = b[x] > t[x] ? 0.0f : gq[x];
+        for (int x = 0; x < OW; x++) gb[x] = b[x] > t[x] ? gq[x] : 0.0f;
     }
     /* both members loaded before either is stored: written as two `+=`, GCC stores the
      * left ones one lane at a time and then reloads them with the right ones (10x slower) */
