@@ -96,8 +96,12 @@ static conv_slot slot_at(float *scratch, const conv_shape *s, int i) {
     return sl;
 }
 
+/* 3x3 with padding 1, the U-Net's convolutions, go to Winograd F(2x2, 3x3) */
+static int winograd(int K, int pad) { return K == 3 && pad == 1; }
+
 size_t conv2d_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return 0;
+    if (winograd(K, pad)) return winograd3x3_scratch_floats(B, C, H, W, OC);
     conv_shape s = shape_of(C, H, W, OC, K, pad);
     return wflip_floats(&s) + (size_t)slots_for(B) * slot_floats(&s);
 }
@@ -147,6 +151,10 @@ static void forward_images(float *out, const float *inp, const float *w, const f
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return;
+    if (winograd(K, pad)) {
+        winograd3x3_forward(out, inp, w, b, scratch, B, C, H, W, OC);
+        return;
+    }
     conv_shape s = shape_of(C, H, W, OC, K, pad);
     int nt = conv_threads(B, &s);
     (void)nt; /* only read by the pragma */
@@ -243,6 +251,10 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
                      const float *w, float *scratch, int B, int C, int H, int W, int OC, int K,
                      int pad) {
     if (B <= 0 || (!dinp && !dw && !db)) return;
+    if (winograd(K, pad)) {
+        winograd3x3_backward(dinp, dw, db, dout, inp, w, scratch, B, C, H, W, OC);
+        return;
+    }
     conv_shape s = shape_of(C, H, W, OC, K, pad);
     backward_args g = {dinp, dw, db, dout, inp, w, scratch};
     int nt = conv_threads(B, &s);

@@ -78,6 +78,14 @@ void kc_sgemm_cols(int transposed, int M, const float *A, int lda, const kc_cols
                    float *C, int ldc, float *col);
 size_t kc_sgemm_cols_floats(const kc_cols *cols);
 
+/* 3x3 convolutions with padding 1 by Winograd F(2x2, 3x3) (conv3x3_winograd.c); conv2d
+ * sends them there. Arguments as conv2d_forward/backward's with K = 3, pad = 1. */
+size_t winograd3x3_scratch_floats(int B, int C, int H, int W, int OC);
+void winograd3x3_forward(float *out, const float *inp, const float *w, const float *b,
+                         float *scratch, int B, int C, int H, int W, int OC);
+void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                          const float *w, float *scratch, int B, int C, int H, int W, int OC);
+
 /* Nonzero when kc_sgemm runs OpenBLAS: on CPUs without AVX-512, or when the environment
  * says DTRAIN_SGEMM=openblas. Otherwise it runs kc_sgemm_avx512 (sgemm_avx512.c). */
 int kc_gemm_is_openblas(void);
