@@ -25,7 +25,7 @@
 #include "cpu.h"
 #include "kernels.h"
 
-#define CHUNK_TILES 64
+#define CHUNK_TILES 96
 #define MAX_SLOTS   16 /* as conv2d.c: the scratch size must not depend on the thread count */
 #define GRAIN       262144.0
 
