@@ -1,5 +1,6 @@
 /* conv2d.c: 2-D convolution (square kernel, stride 1, zero padding) as GEMMs over the
- * image's columns (im2col), image by image.
+ * image's columns (im2col), image by image; 3x3 kernels with padding 1 go to Winograd
+ * (conv3x3_winograd.c) instead.
  *
  * Each thread takes a contiguous run of images and works in its own slot of the caller's
  * scratch: the image copied into a zero-bordered buffer, from which kc_sgemm_cols reads the
@@ -8,15 +9,13 @@
  *
  *   forward  out = w . cols(x) + b
  *   dw      += dout . cols(x)^T
- *   dx      += wflip . cols(dout padded by K-1-pad)
+ *   dx      += col2im(w^T . dout)
  *
- * The input gradient is itself a convolution (stride 1): of dout, with the kernel turned
- * 180 degrees and its two channel axes swapped (wflip[c][oc][ky][kx] =
- * w[oc][c][K-1-ky][K-1-kx]), built once per call. That writes dx directly, where the
- * adjoint of im2col (w^T . dout, then scatter-adding the columns back) would write and read
- * a C*K*K x OH*OW buffer per image: megabytes for the U-Net's layers, more than L2.
- * Per-thread dw/db partials are summed in thread order at the end, so results depend only on
- * the thread count. 1x1 kernels without padding need no columns: the image is its own. */
+ * For dx the adjoint of im2col is cheaper here than convolving dout with the flipped kernel:
+ * LeNet's layers have few input channels (1 and 6), and the flipped convolution would pack
+ * OC*K*K rows of columns to produce C rows of output. Per-thread dw/db partials are summed in
+ * thread order at the end, so results depend only on the thread count. 1x1 kernels without
+ * padding need no columns: the image is its own. */
 #include <string.h>
 
 #include "cpu.h"
@@ -27,12 +26,13 @@
 #define CONV_MAX_SLOTS 16
 /* multiply-adds per thread below which a thread is not worth waking */
 #define CONV_GRAIN 262144.0
+/* col2im adds whole 16-float runs (see add_run) */
+#define RUN 16
 
 typedef struct {
     int C, H, W, OC, K, pad;
     int PH, PW;   /* padded input */
     int OH, OW;   /* output */
-    int QH, QW;   /* output gradient padded by K-1-pad: dx is its convolution */
     int CKK, OHW; /* rows and columns of the columns */
     int direct;   /* 1x1, no padding: the image is its own columns */
 } conv_shape;
@@ -43,8 +43,6 @@ static conv_shape shape_of(int C, int H, int W, int OC, int K, int pad) {
     s.PW = W + 2 * pad;
     s.OH = s.PH - K + 1;
     s.OW = s.PW - K + 1;
-    s.QH = s.OH + 2 * (K - 1 - pad);
-    s.QW = s.OW + 2 * (K - 1 - pad);
     s.CKK = C * K * K;
     s.OHW = s.OH * s.OW;
     s.direct = K == 1 && pad == 0;
@@ -55,40 +53,31 @@ static kc_cols cols_of_input(const float *pad, const conv_shape *s) {
     return (kc_cols){pad, s->C, s->K, s->PH, s->PW, s->OH, s->OW};
 }
 
-static kc_cols cols_of_dout(const float *dpad, const conv_shape *s) {
-    return (kc_cols){dpad, s->OC, s->K, s->QH, s->QW, s->H, s->W};
-}
-
-/* One thread's slot. */
+/* One thread's slot. dpad carries RUN floats of slack: add_run writes whole runs. */
 typedef struct {
     float *pad;  /* [C,PH,PW] the image with a zero border */
-    float *dpad; /* [OC,QH,QW] the output gradient with a zero border */
-    float *col;  /* the columns, where OpenBLAS multiplies them */
+    float *dpad; /* [C,PH,PW] gradient w.r.t. pad */
+    float *col;  /* [CKK,OHW] the columns where OpenBLAS multiplies them; dcol for dx */
     float *dw;   /* [OC,CKK] partial */
     float *db;   /* [OC] partial */
 } conv_slot;
 
 static size_t pad_floats(const conv_shape *s) { return kc_round16((size_t)s->C * s->PH * s->PW); }
-static size_t dpad_floats(const conv_shape *s) { return kc_round16((size_t)s->OC * s->QH * s->QW); }
-static size_t col_floats(const conv_shape *s) {
-    if (s->direct || !kc_gemm_is_openblas()) return 0;
-    kc_cols x = cols_of_input(NULL, s), dy = cols_of_dout(NULL, s);
-    size_t a = kc_sgemm_cols_floats(&x), b = kc_sgemm_cols_floats(&dy);
-    return kc_round16(a > b ? a : b);
+static size_t dpad_floats(const conv_shape *s) {
+    return kc_round16((size_t)s->C * s->PH * s->PW + RUN);
+}
+static size_t col_floats(const conv_shape *s) { /* col2im reads whole runs: RUN of slack */
+    return s->direct ? 0 : kc_round16((size_t)s->CKK * s->OHW + RUN);
 }
 static size_t slot_floats(const conv_shape *s) {
     return pad_floats(s) + dpad_floats(s) + col_floats(s) + kc_round16((size_t)s->OC * s->CKK) +
            kc_round16((size_t)s->OC);
 }
-static size_t wflip_floats(const conv_shape *s) {
-    return s->direct ? 0 : kc_round16((size_t)s->OC * s->CKK);
-}
 static int slots_for(int B) { return B < CONV_MAX_SLOTS ? B : CONV_MAX_SLOTS; }
 
-/* scratch = [wflip][slot 0][slot 1]... */
 static conv_slot slot_at(float *scratch, const conv_shape *s, int i) {
     conv_slot sl;
-    sl.pad = scratch + wflip_floats(s) + (size_t)i * slot_floats(s);
+    sl.pad = scratch + (size_t)i * slot_floats(s);
     sl.dpad = sl.pad + pad_floats(s);
     sl.col = sl.dpad + dpad_floats(s);
     sl.dw = sl.col + col_floats(s);
@@ -103,7 +92,7 @@ size_t conv2d_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad)
     if (B <= 0) return 0;
     if (winograd(K, pad)) return winograd3x3_scratch_floats(B, C, H, W, OC);
     conv_shape s = shape_of(C, H, W, OC, K, pad);
-    return wflip_floats(&s) + (size_t)slots_for(B) * slot_floats(&s);
+    return (size_t)slots_for(B) * slot_floats(&s);
 }
 
 /* dst[n, h+2p, w+2p] interior = src[n, h, w]; the border was zeroed once per call and stays
@@ -118,6 +107,51 @@ static void stage(float *restrict dst, const float *restrict src, int n, int h, 
         for (int y = 0; y < h; y++)
             memcpy(dst + ((size_t)c * ph + y + p) * pw + p, src + ((size_t)c * h + y) * w,
                    (size_t)w * sizeof(float));
+}
+
+/* d[0:n) += s[0:n) in whole runs; the tail of the last run adds zeros, leaving d as it
+ * was. Unrolled, GCC turns the select into branches; kept as a loop it becomes one masked
+ * vector add per run. */
+static inline void add_run(float *restrict d, const float *restrict s, int n) {
+    for (int j0 = 0; j0 < n; j0 += RUN) {
+        int left = n - j0;
+#pragma GCC unroll 1
+        for (int j = 0; j < RUN; j++) {
+            float v = s[j0 + j]; /* loaded unconditionally, so the select needs no branch */
+            d[j0 + j] += j < left ? v : 0.0f;
+        }
+    }
+}
+
+/* dpad[c, y+ky, x+kx] = sum of dcol[(c,ky,kx), (y,x)]: the adjoint of im2col.
+ * Short rows go in masked runs, even rows first, then odd: a run on row y reaches into
+ * row y+1, and reading what the previous iteration has just stored stalls store-to-load
+ * forwarding (3x slower for LeNet's conv2). Rows of two runs or more add plainly. */
+static void col2im(float *restrict dpad, const float *restrict dcol, const conv_shape *s) {
+    int KK = s->K * s->K, OH = s->OH, OW = s->OW;
+    memset(dpad, 0, pad_floats(s) * sizeof(float));
+    for (int r = 0; r < s->CKK; r++) {
+        int c = r / KK, ky = r % KK / s->K, kx = r % s->K;
+        float *dst = dpad + ((size_t)c * s->PH + ky) * s->PW + kx;
+        const float *src = dcol + (size_t)r * s->OHW;
+        if (OW >= 2 * RUN) {
+            for (int y = 0; y < OH; y++)
+                for (int x = 0; x < OW; x++) dst[(size_t)y * s->PW + x] += src[y * OW + x];
+            continue;
+        }
+        for (int y = 0; y < OH; y += 2) add_run(dst + (size_t)y * s->PW, src + y * OW, OW);
+        for (int y = 1; y < OH; y += 2) add_run(dst + (size_t)y * s->PW, src + y * OW, OW);
+    }
+}
+
+/* dx[C,H,W] += interior of dpad[C,PH,PW] */
+static void unstage_add(float *restrict dx, const float *restrict dpad, const conv_shape *s) {
+    for (int c = 0; c < s->C; c++)
+        for (int iy = 0; iy < s->H; iy++) {
+            float *d = dx + ((size_t)c * s->H + iy) * s->W;
+            const float *p = dpad + ((size_t)c * s->PH + iy + s->pad) * s->PW + s->pad;
+            for (int ix = 0; ix < s->W; ix++) d[ix] += p[ix];
+        }
 }
 
 static int conv_threads(int B, const conv_shape *s) {
@@ -182,20 +216,9 @@ static float sum_lanes(const float *x, int n) {
     return sum;
 }
 
-/* rows [c0, c1) of wflip[C, OC*K*K]: wflip[c][oc][ky][kx] = w[oc][c][K-1-ky][K-1-kx] */
-static void flip_weights(float *wflip, const float *w, const conv_shape *s, int c0, int c1) {
-    int K = s->K, KK = K * K;
-    for (int c = c0; c < c1; c++)
-        for (int oc = 0; oc < s->OC; oc++) {
-            const float *src = w + ((size_t)oc * s->C + c) * KK;
-            float *dst = wflip + ((size_t)c * s->OC + oc) * KK;
-            for (int k = 0; k < KK; k++) dst[k] = src[KK - 1 - k];
-        }
-}
-
 typedef struct {
     float *dinp, *dw, *db; /* any may be NULL */
-    const float *dout, *inp, *w, *wflip;
+    const float *dout, *inp, *w;
 } backward_args;
 
 /* Image i: dinp directly (a thread's images are its own), dw and db into the slot's
@@ -221,19 +244,17 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
         kc_sgemm(1, 0, s->CKK, s->OHW, s->OC, 1.0f, g->w, s->CKK, dy, s->OHW, 1.0f, dx, s->OHW);
         return;
     }
-    kc_cols cols = cols_of_dout(sl->dpad, s);
-    stage(sl->dpad, dy, s->OC, s->OH, s->OW, s->K - 1 - s->pad);
-    kc_sgemm_cols(0, s->C, g->wflip, s->OC * s->K * s->K, &cols, 1.0f, dx, s->H * s->W, sl->col);
+    /* dcol[CKK,OHW] = w[OC,CKK]^T . dy[OC,OHW], scattered back onto the padded image */
+    kc_sgemm(1, 0, s->CKK, s->OHW, s->OC, 1.0f, g->w, s->CKK, dy, s->OHW, 0.0f, sl->col, s->OHW);
+    col2im(sl->dpad, sl->col, s);
+    unstage_add(dx, sl->dpad, s);
 }
 
 static void backward_images(const backward_args *g, conv_slot *sl, const conv_shape *s, int b0,
                             int b1) {
     if (g->dw) memset(sl->dw, 0, (size_t)s->OC * s->CKK * sizeof(float));
     if (g->db) memset(sl->db, 0, (size_t)s->OC * sizeof(float));
-    if (!s->direct) {
-        if (g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
-        if (g->dinp) memset(sl->dpad, 0, dpad_floats(s) * sizeof(float));
-    }
+    if (!s->direct && g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
     for (int i = b0; i < b1; i++) backward_image(g, sl, s, i);
 }
 
@@ -256,17 +277,12 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
         return;
     }
     conv_shape s = shape_of(C, H, W, OC, K, pad);
-    backward_args g = {dinp, dw, db, dout, inp, w, scratch};
+    backward_args g = {dinp, dw, db, dout, inp, w};
     int nt = conv_threads(B, &s);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
     {
         int tid = KC_TID(), nth = KC_NT(), b0, b1;
-        if (dinp && !s.direct) {
-            kc_split(C, nth, tid, &b0, &b1);
-            flip_weights(scratch, w, &s, b0, b1);
-            KC_OMP(omp barrier)
-        }
         kc_split(B, nth, tid, &b0, &b1);
         conv_slot sl = slot_at(scratch, &s, tid);
         backward_images(&g, &sl, &s, b0, b1);
