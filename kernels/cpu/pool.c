@@ -139,20 +139,30 @@ static void pool_grad_rows_direct(float *dinp, const float *dout, const float *i
 static void pool_grad_rows_staged(float *dinp, const float *dout, const float *inp, int OW,
                                   int nr) {
     float hm[TMP + RUN], right[TMP + RUN], gs[TMP + RUN], g[TMP / 2 + RUN];
+    float top[TMP / 2], bot[TMP / 2]; /* nr * OWr <= TMP / 2: see pool_grad_rows */
     size_t npairs = (size_t)2 * nr * OW;
+    int OWr = (OW + RUN - 1) / RUN * RUN; /* rows of top and bot: whole runs, no overshoot */
     pair_argmax(hm, right, inp, npairs);
     memset(hm + npairs, 0, RUN * sizeof(float)); /* the last run reads it */
     /* dout copied so the runs may read past its last row */
     memcpy(g, dout, (size_t)nr * OW * sizeof(float));
     memset(g + (size_t)nr * OW, 0, RUN * sizeof(float));
+    /* Each output row's share for its top and bottom pair rows, in rows padded to whole runs
+     * (runs that overshoot into the next row of a shared buffer were miscompiled by GCC 12's
+     * vectorizer for AVX2; tests/test_kernels_pool caught it under -march=x86-64-v3). */
     for (int q = 0; q < nr; q++) {
         const float *t = hm + (size_t)2 * q * OW, *b = t + OW, *gq = g + (size_t)q * OW;
-        float *gt = gs + (size_t)2 * q * OW, *gb = gt + OW;
-        /* exact row lengths here: with runs that overshoot into the next row, as stage 2
-         * of the forward pass does, GCC 12's vectorizer miscompiled this loop pair for AVX2
-         * (-march=x86-64-v3; tests/test_kernels_pool caught it) */
-        for (int x = 0; x < OW; x++) gt[x] = b[x] > t[x] ? 0.0f : gq[x];
-        for (int x = 0; x < OW; x++) gb[x] = b[x] > t[x] ? gq[x] : 0.0f;
+        float *gt = top + (size_t)q * OWr, *gb = bot + (size_t)q * OWr;
+        for (int x0 = 0; x0 < OW; x0 += RUN)
+            for (int j = 0; j < RUN; j++) {
+                int win = b[x0 + j] > t[x0 + j];
+                gt[x0 + j] = win ? 0.0f : gq[x0 + j];
+                gb[x0 + j] = win ? gq[x0 + j] : 0.0f;
+            }
+    }
+    for (int q = 0; q < nr; q++) {
+        memcpy(gs + (size_t)2 * q * OW, top + (size_t)q * OWr, (size_t)OW * sizeof(float));
+        memcpy(gs + (size_t)(2 * q + 1) * OW, bot + (size_t)q * OWr, (size_t)OW * sizeof(float));
     }
     /* both members loaded before either is stored: written as two `+=`, GCC stores the
      * left ones one lane at a time and then reloads them with the right ones (10x slower) */
@@ -165,12 +175,12 @@ static void pool_grad_rows_staged(float *dinp, const float *dout, const float *i
 
 static void pool_grad_rows(float *dinp, const float *dout, const float *inp, int W, int r0,
                            int r1) {
-    int OW = W / 2;
-    if (2 * OW > TMP) {
+    int OW = W / 2, OWr = (OW + RUN - 1) / RUN * RUN; /* staged rows are padded to whole runs */
+    if (2 * OWr > TMP) {
         pool_grad_rows_direct(dinp, dout, inp, W, r0, r1);
         return;
     }
-    int chunk = TMP / (2 * OW);
+    int chunk = TMP / (2 * OWr);
     for (int r = r0; r < r1; r += chunk) {
         int nr = r1 - r < chunk ? r1 - r : chunk;
         size_t i0 = (size_t)2 * r * W;
