@@ -27,6 +27,9 @@ def parse_args():
     p.add_argument('--epochs', type=int, default=1)
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--init', choices=('xavier', 'default'), default='xavier',
+                   help="xavier: Glorot-uniform weights, zero biases, as dtrain's classify "
+                        "job; default: PyTorch's own U(+-1/sqrt(fan_in))")
     p.add_argument('--torch-threads', type=int, default=1,
                    help='torch intra-op threads (torch.set_num_threads)')
     p.add_argument('--openblas-threads', type=int, default=None,
@@ -133,6 +136,11 @@ def main():
         x_test, y_test = load(h5, 'test')
 
     model = lenet() if args.model == 'lenet' else mlp()
+    if args.init == 'xavier':
+        for layer in model:
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
     warm_up(model, x_train, y_train, args)
     seconds, train_loss = train(model, x_train, y_train, args)
     test_acc = accuracy(model, x_test, y_test)
