@@ -135,28 +135,21 @@ static void flip_filter(float *wflip, const float *w, int O, int I, int i0, int 
 }
 
 /* Planes of image x[C][H][W] shifted by pad (0 or 1): E[c][r][k] = x[c][r-pad][2k-pad],
- * O[c][r][k] = x[c][r-pad][2k+1-pad], zero outside the image, for r < PR and k < PC. Each row
- * is first laid out with its zero border in tmp, so the split is a plain stride-2 loop. */
+ * O[c][r][k] = x[c][r-pad][2k+1-pad], zero outside the image, for r < PR and k < PC. */
 static void stage_planes(float *planes, const float *x, int C, int H, int W, int pad,
                          const wshape *s) {
-    int PW = 2 * s->PC;
-    float tmp[PW];
-    memset(tmp, 0, sizeof tmp);
+    int e0 = (pad + 1) / 2, e1 = (W + pad + 1) / 2, o1 = (W + pad) / 2; /* k ranges inside */
     for (int c = 0; c < C; c++) {
         float *E = planes + (size_t)c * 2 * s->PR * s->PC, *O = E + (size_t)s->PR * s->PC;
         for (int r = 0; r < s->PR; r++) {
             float *restrict e = E + (size_t)r * s->PC, *restrict o = O + (size_t)r * s->PC;
             int y = r - pad;
-            if (y < 0 || y >= H) {
-                memset(e, 0, (size_t)s->PC * sizeof(float));
-                memset(o, 0, (size_t)s->PC * sizeof(float));
-                continue;
-            }
-            memcpy(tmp + pad, x + ((size_t)c * H + y) * W, (size_t)W * sizeof(float));
-            for (int k = 0; k < s->PC; k++) {
-                e[k] = tmp[2 * k];
-                o[k] = tmp[2 * k + 1];
-            }
+            memset(e, 0, (size_t)s->PC * sizeof(float));
+            memset(o, 0, (size_t)s->PC * sizeof(float));
+            if (y < 0 || y >= H) continue;
+            const float *restrict row = x + ((size_t)c * H + y) * W;
+            for (int k = e0; k < e1; k++) e[k] = row[2 * k - pad];
+            for (int k = 0; k < o1; k++) o[k] = row[2 * k + 1 - pad];
         }
     }
 }
