@@ -1,6 +1,7 @@
 /* sgemm_shapes.c: dtrain's own single-thread SGEMM (kernels/cpu/sgemm_avx512.c) against
  * OpenBLAS's cblas_sgemm on one thread, on a large square product and on the shapes our
- * models run (per image for the convolutions, per step for the linear layers).
+ * models run: the U-Net's Winograd products (per chunk of tiles), LeNet's im2col products
+ * (per image), the linear layers (per step).
  *
  *   bench_sgemm_shapes [REPEATS=20]
  *
@@ -33,12 +34,12 @@ typedef struct {
 
 static const shape shapes[] = {
     {"square 1024", 0, 0, 1024, 1024, 1024},
-    {"unet conv 32<-32 3x3 28x28 fwd", 0, 0, 32, 784, 288},
-    {"unet conv 32<-32 3x3 28x28 dw", 0, 1, 32, 288, 784},
-    {"unet conv 32<-32 3x3 28x28 dcol", 1, 0, 288, 784, 32},
-    {"unet conv 64<-64 3x3 14x14 fwd", 0, 0, 64, 196, 576},
-    {"unet conv 64<-64 3x3 7x7 fwd", 0, 0, 64, 49, 576},
-    {"lenet conv2 16<-6 5x5 fwd", 0, 0, 16, 100, 150},
+    {"unet winograd fwd 28x28 96->32", 0, 0, 32, 126, 96},
+    {"unet winograd dw 28x28 96->32", 0, 1, 32, 96, 126},
+    {"unet winograd fwd 14x14 64->64", 0, 0, 64, 98, 64},
+    {"lenet conv1 fwd (im2col 6x25)", 0, 0, 6, 784, 25},
+    {"lenet conv2 fwd (im2col 16x150)", 0, 0, 16, 100, 150},
+    {"lenet conv2 dcol", 1, 0, 150, 100, 16},
     {"mlp fc1 fwd (batch 32)", 0, 1, 32, 256, 784},
     {"mlp fc1 dw (batch 32)", 1, 0, 256, 784, 32},
     {"gpt qkv fwd (256 tokens, 128)", 0, 1, 256, 384, 128},

@@ -11,6 +11,9 @@
  *    wrong index, flip or offset gives O(1) errors.
  *  ACC_TOL 1e-5: backward adds per-thread partial sums onto the existing gradient, so a
  *    second call rounds differently from 2x the first by a few eps_f32 of the sum.
+ *  WINO_ACC_TOL 5e-5: the same for 3x3/pad-1 layers (Winograd F(4x4,3x3)), whose dw is summed
+ *    in the transformed domain, where tile values are scaled by up to 8 and cancel when
+ *    transformed back (the 1/24 of G): another order of those sums moves dw by ~1e-5.
  *
  * Scratch is filled with NaN before every call: no result may depend on what it held, and
  * a guard zone after it must stay untouched. */
@@ -27,6 +30,7 @@
 #define FWD_TOL  2e-5
 #define GRAD_TOL 1e-3
 #define ACC_TOL  1e-5
+#define WINO_ACC_TOL 5e-5
 #define H_STEP   1e-2
 #define GUARD    64
 
@@ -278,7 +282,7 @@ Test(conv2d, null_gradients_skip_their_work_only) {
 
 Test(conv2d, deterministic_and_thread_count_independent_within_rounding) {
     kc_force_parallel(1);
-    shape s = {5, 3, 8, 8, 4, 3, 1};
+    shape s = {5, 3, 8, 8, 4, 3, 1}; /* 3x3, pad 1: Winograd */
     conv t = conv_make(s, 5);
     conv_grads by_threads[3];
     for (int k = 0; k < 3; k++) {
@@ -300,7 +304,7 @@ Test(conv2d, deterministic_and_thread_count_independent_within_rounding) {
         for (int i = 0; i < s.OC; i++)
             db_err = fmax(db_err, fabs(by_threads[k].db[i] - by_threads[0].db[i]) /
                                       fmax(1.0, fabs(by_threads[0].db[i])));
-        cr_expect(dw_err < ACC_TOL && db_err < ACC_TOL, "threads %d vs 1: dw %g db %g", k + 1,
+        cr_expect(dw_err < WINO_ACC_TOL && db_err < ACC_TOL, "threads %d vs 1: dw %g db %g", k + 1,
                   dw_err, db_err);
         /* images never share a thread, so dinp does not depend on the thread count */
         cr_expect(memcmp(by_threads[k].dinp, by_threads[0].dinp, t.n_in * sizeof(float)) == 0);

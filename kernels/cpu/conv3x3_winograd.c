@@ -1,38 +1,93 @@
 /* conv3x3_winograd.c: 3x3 convolutions with padding 1 (stride 1) by Winograd's minimal
- * filtering F(2x2, 3x3) (Lavin and Gray, 2016).
+ * filtering F(4x4, 3x3) (Lavin and Gray, 2016).
  *
- * The output is cut into 2x2 tiles, each computed from a 4x4 input tile d and the 3x3
- * filter g as  y = A^T [ (G g G^T) . (B^T d B) ] A  with '.' elementwise over the 16
- * positions of a 4x4 transformed tile. Summed over input channels, the elementwise product
- * becomes 16 independent GEMMs, one per position xi:  M_xi[OC, tiles] = U_xi[OC, C] .
- * V_xi[C, tiles]; 16 * 4 multiply-adds per output pixel and channel pair where the direct
- * form needs 9 * 4 per 2x2 tile = 36: 2.25x fewer, the transforms costing only additions.
+ * The output is cut into 4x4 tiles, each computed from a 6x6 input tile d and the 3x3
+ * filter g as  y = A^T [ (G g G^T) . (B^T d B) ] A  with '.' elementwise over the 36
+ * positions of a 6x6 transformed tile. Summed over input channels, the elementwise product
+ * becomes 36 independent GEMMs, one per position xi:  M_xi[OC, tiles] = U_xi[OC, C] .
+ * V_xi[C, tiles]: 36 multiply-adds per 16 outputs and channel pair where the direct form
+ * needs 9 * 16 = 144, 4x fewer, the transforms costing only additions and a few scalings.
  *
- *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
- *   A^T = [1 1 1 0; 0 1 -1 -1]
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
  *
  * Backward: dx is the convolution of dout with the filter turned 180 degrees and its two
  * channel axes swapped (the same forward routine); dw comes from dM_xi = A dY A^T (per output
  * tile), dU_xi[OC, C] = sum over tiles of dM_xi . V_xi^T, and dg = G^T dU G.
  *
- * Images are staged into "planes": each image row split into its even and odd columns, so
- * that the four columns of a tile, 2tx .. 2tx+3, are E[tx], O[tx], E[tx+1], O[tx+1], and the
- * transforms run as unit-stride loops over a row of tiles. Work goes in chunks of whole tile
- * rows (about CHUNK_TILES tiles, across images where images are small) so that a chunk's
- * transformed tiles stay in L2 for their GEMMs. Threads own whole images. */
+ * Images are staged into "planes": each image row split by column modulo 4, so that the six
+ * columns of a tile, 4tx .. 4tx+5, are P0[tx], P1[tx], P2[tx], P3[tx], P0[tx+1], P1[tx+1],
+ * and the transforms run over 16 consecutive tiles at a time. Work goes in chunks of whole
+ * tile rows (about CHUNK_TILES tiles, across images where images are small) so that a
+ * chunk's transformed tiles stay in L2 for their GEMMs. Threads own whole images.
+ *
+ * The 1-D transforms are macros over any type with + - and scalar *: float, and __m512
+ * (GCC's vector extensions). */
 #include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 #include "cpu.h"
 #include "kernels.h"
 
-#define CHUNK_TILES 96
+#define CHUNK_TILES 64
+#define NP          36 /* positions of a transformed tile */
 #define MAX_SLOTS   16 /* as conv2d.c: the scratch size must not depend on the thread count */
 #define GRAIN       262144.0
+
+/* o[0..5] = B^T d[0..5] */
+#define BT6(o, d)                                                                               \
+    do {                                                                                        \
+        (o)[0] = 4.0f * (d)[0] - 5.0f * (d)[2] + (d)[4];                                        \
+        (o)[1] = ((d)[3] + (d)[4]) - 4.0f * ((d)[1] + (d)[2]);                                  \
+        (o)[2] = ((d)[4] - (d)[3]) + 4.0f * ((d)[1] - (d)[2]);                                  \
+        (o)[3] = ((d)[4] - (d)[2]) + 2.0f * ((d)[3] - (d)[1]);                                  \
+        (o)[4] = ((d)[4] - (d)[2]) - 2.0f * ((d)[3] - (d)[1]);                                  \
+        (o)[5] = 4.0f * (d)[1] - 5.0f * (d)[3] + (d)[5];                                        \
+    } while (0)
+/* y[0..3] = A^T m[0..5] */
+#define AT6(y, m)                                                                               \
+    do {                                                                                        \
+        (y)[0] = (m)[0] + (m)[1] + (m)[2] + (m)[3] + (m)[4];                                    \
+        (y)[1] = ((m)[1] - (m)[2]) + 2.0f * ((m)[3] - (m)[4]);                                  \
+        (y)[2] = ((m)[1] + (m)[2]) + 4.0f * ((m)[3] + (m)[4]);                                  \
+        (y)[3] = ((m)[1] - (m)[2]) + 8.0f * ((m)[3] - (m)[4]) + (m)[5];                         \
+    } while (0)
+/* r[0..5] = A y[0..3] (the adjoint of AT6) */
+#define A4(r, y)                                                                                \
+    do {                                                                                        \
+        (r)[0] = (y)[0];                                                                        \
+        (r)[1] = (y)[0] + (y)[1] + (y)[2] + (y)[3];                                             \
+        (r)[2] = (y)[0] - (y)[1] + (y)[2] - (y)[3];                                             \
+        (r)[3] = (y)[0] + 2.0f * (y)[1] + 4.0f * (y)[2] + 8.0f * (y)[3];                        \
+        (r)[4] = (y)[0] - 2.0f * (y)[1] + 4.0f * (y)[2] - 8.0f * (y)[3];                        \
+        (r)[5] = (y)[3];                                                                        \
+    } while (0)
+/* u[0..5] = G g[0..2] */
+#define G3(u, g)                                                                                \
+    do {                                                                                        \
+        (u)[0] = (g)[0] * (1.0f / 4);                                                           \
+        (u)[1] = ((g)[0] + (g)[1] + (g)[2]) * (-1.0f / 6);                                      \
+        (u)[2] = ((g)[0] - (g)[1] + (g)[2]) * (-1.0f / 6);                                      \
+        (u)[3] = (g)[0] * (1.0f / 24) + (g)[1] * (1.0f / 12) + (g)[2] * (1.0f / 6);             \
+        (u)[4] = (g)[0] * (1.0f / 24) - (g)[1] * (1.0f / 12) + (g)[2] * (1.0f / 6);             \
+        (u)[5] = (g)[2];                                                                        \
+    } while (0)
+/* g[0..2] = G^T u[0..5] (the adjoint of G3) */
+#define GT6(g, u)                                                                               \
+    do {                                                                                        \
+        (g)[0] = (u)[0] * (1.0f / 4) - ((u)[1] + (u)[2]) * (1.0f / 6) +                         \
+                 ((u)[3] + (u)[4]) * (1.0f / 24);                                               \
+        (g)[1] = ((u)[2] - (u)[1]) * (1.0f / 6) + ((u)[3] - (u)[4]) * (1.0f / 12);              \
+        (g)[2] = ((u)[3] + (u)[4] - (u)[1] - (u)[2]) * (1.0f / 6) + (u)[5];                     \
+    } while (0)
 
 typedef struct {
     int B, C, H, W, OC;
     int TH, TW;     /* tiles per column and row */
-    int PR, PC;     /* plane rows (input padded by 1: 2*TH + 2) and columns (TW + 1) */
+    int PR, PC;     /* plane rows (input padded by 1: 4*TH + 2) and columns (TW + 1) */
     int rows;       /* tile rows per chunk */
     int imgs;       /* images staged together (a group) */
     int cmax;       /* max(C, OC): channels on either side (dx swaps them) */
@@ -40,9 +95,9 @@ typedef struct {
 
 static wshape wshape_of(int B, int C, int H, int W, int OC) {
     wshape s = {.B = B, .C = C, .H = H, .W = W, .OC = OC};
-    s.TH = (H + 1) / 2;
-    s.TW = (W + 1) / 2;
-    s.PR = 2 * s.TH + 2;
+    s.TH = (H + 3) / 4;
+    s.TW = (W + 3) / 4;
+    s.PR = 4 * s.TH + 2;
     s.PC = s.TW + 1;
     s.rows = CHUNK_TILES / s.TW > 0 ? CHUNK_TILES / s.TW : 1;
     s.imgs = CHUNK_TILES / (s.TH * s.TW) > 0 ? CHUNK_TILES / (s.TH * s.TW) : 1;
@@ -56,30 +111,29 @@ static size_t chunk_tiles(const wshape *s) { return (size_t)s->rows * s->TW; }
 /* ---- scratch -------------------------------------------------------------------------- */
 
 typedef struct {
-    float *planes; /* [imgs][cmax][2][PR][PC]: even and odd columns of each row */
+    float *planes; /* [imgs][cmax][4][PR][PC]: the columns of each row by column mod 4 */
     float *planes2; /* the same for dout, where the weight gradient needs both */
     float *acc;     /* [imgs][cmax][H][W] a group's output, before it is added to dx */
-    float *V;      /* [16][cmax][tiles] transformed input tiles */
-    float *M;      /* [16][cmax][tiles] their products, or dM in the weight gradient */
-    float *dU;     /* [16][OC][C] weight-gradient partial, transformed */
-    float *dw;     /* [OC][C][9] weight-gradient partial */
+    float *V;      /* [NP][cmax][tiles] transformed input tiles */
+    float *M;      /* [NP][cmax][tiles] their products, or dM in the weight gradient */
+    float *dU;     /* [NP][OC][C] weight-gradient partial, transformed */
     float *db;     /* [OC] */
 } wslot;
 
 static size_t planes_floats(const wshape *s) {
-    return kc_round16((size_t)s->imgs * s->cmax * 2 * s->PR * s->PC);
+    return kc_round16((size_t)s->imgs * s->cmax * 4 * s->PR * s->PC);
 }
-static size_t tiles_floats(const wshape *s) { return kc_round16(16 * (size_t)s->cmax * chunk_tiles(s)); }
-static size_t dU_floats(const wshape *s) { return kc_round16(16 * (size_t)s->OC * s->C); }
+static size_t tiles_floats(const wshape *s) { return kc_round16(NP * (size_t)s->cmax * chunk_tiles(s)); }
+static size_t dU_floats(const wshape *s) { return kc_round16(NP * (size_t)s->OC * s->C); }
 static size_t acc_floats(const wshape *s) {
     return kc_round16((size_t)s->imgs * s->cmax * s->H * s->W);
 }
 static size_t slot_floats(const wshape *s) {
     return 2 * planes_floats(s) + acc_floats(s) + 2 * tiles_floats(s) + dU_floats(s) +
-           kc_round16((size_t)s->OC * s->C * 9) + kc_round16((size_t)s->OC);
+           kc_round16((size_t)s->OC);
 }
-/* the transformed filter, shared by the threads: [16][OC][C], or [16][C][OC] for dx */
-static size_t U_floats(const wshape *s) { return kc_round16(16 * (size_t)s->OC * s->C); }
+/* the transformed filter, shared by the threads: [NP][OC][C], or [NP][C][OC] for dx */
+static size_t U_floats(const wshape *s) { return kc_round16(NP * (size_t)s->OC * s->C); }
 static size_t flip_floats(const wshape *s) { return kc_round16((size_t)s->OC * s->C * 9); }
 
 static wslot slot_at(float *scratch, const wshape *s, int i) {
@@ -90,8 +144,7 @@ static wslot slot_at(float *scratch, const wshape *s, int i) {
     sl.V = sl.acc + acc_floats(s);
     sl.M = sl.V + tiles_floats(s);
     sl.dU = sl.M + tiles_floats(s);
-    sl.dw = sl.dU + dU_floats(s);
-    sl.db = sl.dw + kc_round16((size_t)s->OC * s->C * 9);
+    sl.db = sl.dU + dU_floats(s);
     return sl;
 }
 
@@ -103,26 +156,31 @@ size_t winograd3x3_scratch_floats(int B, int C, int H, int W, int OC) {
 
 /* ---- transforms ----------------------------------------------------------------------- */
 
-/* U[xi][o][i] = (G g G^T)[xi] for filters g = w[o][i][3][3], o in [o0, o1) of O, i of I */
+/* U[xi][o][i] = (G g G^T)[xi] for filters g = w[o][i][3][3], o in [o0, o1) of O, i of I.
+ * A run of up to 64 filters is transformed into a local block first, then written out one
+ * position at a time: writing each filter's 36 values straight to U would touch 36 lines
+ * 4*O*I bytes apart per filter. */
 static void filter_transform(float *U, const float *w, int O, int I, int o0, int o1) {
     size_t plane = (size_t)O * I;
+    float blk[NP][64];
     for (int o = o0; o < o1; o++)
-        for (int i = 0; i < I; i++) {
-            const float *g = w + ((size_t)o * I + i) * 9;
-            float t[4][3], u[4][4];
-            for (int j = 0; j < 3; j++) {
-                t[0][j] = g[j];
-                t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                t[3][j] = g[6 + j];
+        for (int i0 = 0; i0 < I; i0 += 64) {
+            int n = I - i0 < 64 ? I - i0 : 64;
+            for (int k = 0; k < n; k++) {
+                const float *g = w + ((size_t)o * I + i0 + k) * 9;
+                float t[6][3], u[6];
+                for (int j = 0; j < 3; j++) { /* columns: t = G g */
+                    float col[3] = {g[j], g[3 + j], g[6 + j]}, out[6];
+                    G3(out, col);
+                    for (int r = 0; r < 6; r++) t[r][j] = out[r];
+                }
+                for (int r = 0; r < 6; r++) { /* rows: u = t G^T */
+                    G3(u, t[r]);
+                    for (int v = 0; v < 6; v++) blk[6 * r + v][k] = u[v];
+                }
             }
-            for (int r = 0; r < 4; r++) {
-                u[r][0] = t[r][0];
-                u[r][1] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-                u[r][2] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-                u[r][3] = t[r][2];
-            }
-            for (int xi = 0; xi < 16; xi++) U[xi * plane + (size_t)o * I + i] = u[xi / 4][xi % 4];
+            for (int xi = 0; xi < NP; xi++)
+                memcpy(U + xi * plane + (size_t)o * I + i0, blk[xi], (size_t)n * sizeof(float));
         }
 }
 
@@ -134,142 +192,142 @@ static void flip_filter(float *wflip, const float *w, int O, int I, int i0, int 
                 wflip[((size_t)i * O + o) * 9 + k] = w[((size_t)o * I + i) * 9 + 8 - k];
 }
 
-/* Planes of image x[C][H][W] shifted by pad (0 or 1): E[c][r][k] = x[c][r-pad][2k-pad],
- * O[c][r][k] = x[c][r-pad][2k+1-pad], zero outside the image, for r < PR and k < PC. */
+/* Planes of image x[C][H][W] shifted by pad (0 or 1): P_f[c][r][k] = x[c][r-pad][4k+f-pad]
+ * for phases f = 0..3, zero outside the image, for r < PR and k < PC. Each row is first laid
+ * out with its zero border in tmp (whose tail stays zero), then split by phase. */
 static void stage_planes(float *planes, const float *x, int C, int H, int W, int pad,
                          const wshape *s) {
-    int e0 = (pad + 1) / 2, e1 = (W + pad + 1) / 2, o1 = (W + pad) / 2; /* k ranges inside */
+    size_t ph = (size_t)s->PR * s->PC;
+    int PC = s->PC, blocks = (PC + 15) / 16;
+    float tmp[64 * blocks] __attribute__((aligned(64)));
+    memset(tmp, 0, sizeof tmp);
     for (int c = 0; c < C; c++) {
-        float *E = planes + (size_t)c * 2 * s->PR * s->PC, *O = E + (size_t)s->PR * s->PC;
+        float *P = planes + (size_t)c * 4 * ph;
         for (int r = 0; r < s->PR; r++) {
-            float *restrict e = E + (size_t)r * s->PC, *restrict o = O + (size_t)r * s->PC;
             int y = r - pad;
-            memset(e, 0, (size_t)s->PC * sizeof(float));
-            memset(o, 0, (size_t)s->PC * sizeof(float));
-            if (y < 0 || y >= H) continue;
-            const float *restrict row = x + ((size_t)c * H + y) * W;
-            for (int k = e0; k < e1; k++) e[k] = row[2 * k - pad];
-            for (int k = 0; k < o1; k++) o[k] = row[2 * k + 1 - pad];
+            if (y < 0 || y >= H) {
+                for (int f = 0; f < 4; f++)
+                    memset(P + f * ph + (size_t)r * PC, 0, (size_t)PC * sizeof(float));
+                continue;
+            }
+            memcpy(tmp + pad, x + ((size_t)c * H + y) * W, (size_t)W * sizeof(float));
+#ifdef __AVX512F__
+            for (int b = 0; b < blocks; b++) {
+                const float *t = tmp + 64 * b;
+                __m512 t0 = _mm512_load_ps(t), t1 = _mm512_load_ps(t + 16);
+                __m512 t2 = _mm512_load_ps(t + 32), t3 = _mm512_load_ps(t + 48);
+                int left = PC - 16 * b;
+                __mmask16 keep = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                for (int f = 0; f < 4; f++) {
+                    /* lanes 0-7 from t0:t1 (floats 4k+f < 32), 8-15 from t2:t3 */
+                    __m512i idx = _mm512_set_epi32(28 + f, 24 + f, 20 + f, 16 + f, 12 + f, 8 + f,
+                                                   4 + f, f, 28 + f, 24 + f, 20 + f, 16 + f,
+                                                   12 + f, 8 + f, 4 + f, f);
+                    __m512 v = _mm512_permutex2var_ps(t0, idx, t1);
+                    v = _mm512_mask_blend_ps(0xFF00, v, _mm512_permutex2var_ps(t2, idx, t3));
+                    _mm512_mask_storeu_ps(P + f * ph + (size_t)r * PC + 16 * b, keep, v);
+                }
+            }
+#else
+            for (int f = 0; f < 4; f++) {
+                float *restrict p = P + f * ph + (size_t)r * PC;
+                for (int k = 0; k < PC; k++) p[k] = tmp[4 * k + f];
+            }
+#endif
         }
     }
 }
 
 #ifndef __AVX512F__ /* the scalar transforms; AVX-512 builds use the *16 versions below */
+/* the 6 x 6 input tile (ty, tx) of a staged image's channel planes P (pad 1) */
+static void load_tile(float d[6][6], const float *P, int ty, int tx, const wshape *s) {
+    size_t ph = (size_t)s->PR * s->PC;
+    for (int r = 0; r < 6; r++) {
+        const float *row = P + (size_t)(4 * ty + r) * s->PC + tx;
+        for (int j = 0; j < 6; j++) d[r][j] = row[(j % 4) * ph + j / 4];
+    }
+}
+
 /* V[xi][c][j0 + tx] = (B^T d B)[xi] for the tiles of tile row ty of a staged image (C
  * channels), j0 the chunk column of its first tile, nt the chunk's tile count */
 static void input_transform(float *restrict V, const float *restrict planes, int C, int ty,
                             size_t j0, size_t nt, const wshape *s) {
-    int TW = s->TW;
-    size_t xs = (size_t)C * nt; /* stride between positions xi */
+    size_t xs = (size_t)C * nt;
     for (int c = 0; c < C; c++) {
-        const float *E = planes + (size_t)c * 2 * s->PR * s->PC + (size_t)2 * ty * s->PC;
-        const float *O = E + (size_t)s->PR * s->PC;
-        float *v = V + (size_t)c * nt + j0;
-        for (int tx = 0; tx < TW; tx++) {
-            float d[4][4], x[4][4];
-            for (int r = 0; r < 4; r++) {
-                const float *e = E + (size_t)r * s->PC, *o = O + (size_t)r * s->PC;
-                d[r][0] = e[tx];
-                d[r][1] = o[tx];
-                d[r][2] = e[tx + 1];
-                d[r][3] = o[tx + 1];
-            }
-            for (int j = 0; j < 4; j++) {
-                x[0][j] = d[0][j] - d[2][j];
-                x[1][j] = d[1][j] + d[2][j];
-                x[2][j] = d[2][j] - d[1][j];
-                x[3][j] = d[1][j] - d[3][j];
-            }
-            for (int r = 0; r < 4; r++) {
-                v[(4 * r + 0) * xs + tx] = x[r][0] - x[r][2];
-                v[(4 * r + 1) * xs + tx] = x[r][1] + x[r][2];
-                v[(4 * r + 2) * xs + tx] = x[r][2] - x[r][1];
-                v[(4 * r + 3) * xs + tx] = x[r][1] - x[r][3];
+        const float *P = planes + (size_t)c * 4 * s->PR * s->PC;
+        for (int tx = 0; tx < s->TW; tx++) {
+            float d[6][6], t[6][6], col[6], out[6];
+            load_tile(d, P, ty, tx, s);
+            for (int r = 0; r < 6; r++) BT6(t[r], d[r]); /* rows: d B */
+            for (int v = 0; v < 6; v++) {                 /* columns: B^T (d B) */
+                for (int r = 0; r < 6; r++) col[r] = t[r][v];
+                BT6(out, col);
+                for (int q = 0; q < 6; q++) V[(6 * q + v) * xs + (size_t)c * nt + j0 + tx] = out[q];
             }
         }
     }
 }
 
-/* dM[xi][c][j0 + tx] = (A dY A^T)[xi] for the 2x2 output-gradient tiles of tile row ty of
+/* dM[xi][c][j0 + tx] = (A dY A^T)[xi] for the 4x4 output-gradient tiles of tile row ty of
  * a staged (unpadded) dout image with C channels */
 static void grad_transform(float *restrict dM, const float *restrict planes, int C, int ty,
                            size_t j0, size_t nt, const wshape *s) {
-    int TW = s->TW;
-    size_t xs = (size_t)C * nt;
+    size_t xs = (size_t)C * nt, ph = (size_t)s->PR * s->PC;
     for (int c = 0; c < C; c++) {
-        const float *E = planes + (size_t)c * 2 * s->PR * s->PC + (size_t)2 * ty * s->PC;
-        const float *O = E + (size_t)s->PR * s->PC;
-        float *m = dM + (size_t)c * nt + j0;
-        for (int tx = 0; tx < TW; tx++) {
-            float y00 = E[tx], y01 = O[tx], y10 = E[s->PC + tx], y11 = O[s->PC + tx];
-            /* rows: R = A dY (4 x 2) */
-            float r[4][2] = {{y00, y01}, {y00 + y10, y01 + y11}, {y00 - y10, y01 - y11}, {-y10, -y11}};
-            for (int q = 0; q < 4; q++) {
-                m[(4 * q + 0) * xs + tx] = r[q][0];
-                m[(4 * q + 1) * xs + tx] = r[q][0] + r[q][1];
-                m[(4 * q + 2) * xs + tx] = r[q][0] - r[q][1];
-                m[(4 * q + 3) * xs + tx] = -r[q][1];
+        const float *P = planes + (size_t)c * 4 * ph;
+        for (int tx = 0; tx < s->TW; tx++) {
+            float y[4][4], t[4][6], col[4], out[6];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) y[i][j] = P[j * ph + (size_t)(4 * ty + i) * s->PC + tx];
+            for (int i = 0; i < 4; i++) A4(t[i], y[i]); /* rows: dY A^T */
+            for (int v = 0; v < 6; v++) {                /* columns: A (dY A^T) */
+                for (int i = 0; i < 4; i++) col[i] = t[i][v];
+                A4(out, col);
+                for (int q = 0; q < 6; q++) dM[(6 * q + v) * xs + (size_t)c * nt + j0 + tx] = out[q];
             }
         }
     }
 }
 
-/* out[c][2ty+i][2tx+j] = (A^T M A)[i][j] (+ bias[c]) for the tiles
- * of tile row ty, cropped to H x W; out is one image [C][H][W] */
+/* out[c][4ty+i][4tx+j] = (A^T M A)[i][j] (+ bias[c]) for the tiles of tile row ty, cropped to
+ * H x W; out is one image [C][H][W] */
 static void output_transform(float *restrict out, const float *restrict M, const float *bias,
                              int C, int ty, size_t j0, size_t nt, const wshape *s) {
-    int TW = s->TW, H = s->H, W = s->W;
     size_t xs = (size_t)C * nt;
-    float y[2][2][CHUNK_TILES > 64 ? CHUNK_TILES : 64]; /* [row][column parity][tx] */
-    for (int c = 0; c < C; c++) {
-        const float *m = M + (size_t)c * nt + j0;
-        float b = bias ? bias[c] : 0.0f;
-        for (int t0 = 0; t0 < TW; t0 += 64) {
-            int n = TW - t0 < 64 ? TW - t0 : 64;
-            for (int k = 0; k < n; k++) {
-                int tx = t0 + k;
-                float p[2][4];
-                for (int v = 0; v < 4; v++) {
-                    float m0 = m[(0 + v) * xs + tx], m1 = m[(4 + v) * xs + tx];
-                    float m2 = m[(8 + v) * xs + tx], m3 = m[(12 + v) * xs + tx];
-                    p[0][v] = m0 + m1 + m2;
-                    p[1][v] = m1 - m2 - m3;
+    for (int c = 0; c < C; c++)
+        for (int tx = 0; tx < s->TW; tx++) {
+            float m[6][6], p[6][4], col[6], y[4];
+            for (int xi = 0; xi < NP; xi++) m[xi / 6][xi % 6] = M[xi * xs + (size_t)c * nt + j0 + tx];
+            for (int q = 0; q < 6; q++) AT6(p[q], m[q]); /* rows: M A */
+            for (int j = 0; j < 4; j++) {                /* columns: A^T (M A) */
+                for (int q = 0; q < 6; q++) col[q] = p[q][j];
+                AT6(y, col);
+                for (int i = 0; i < 4; i++) {
+                    int oy = 4 * ty + i, ox = 4 * tx + j;
+                    if (oy < s->H && ox < s->W)
+                        out[((size_t)c * s->H + oy) * s->W + ox] = y[i] + (bias ? bias[c] : 0.0f);
                 }
-                for (int i = 0; i < 2; i++) {
-                    y[i][0][k] = p[i][0] + p[i][1] + p[i][2] + b;
-                    y[i][1][k] = p[i][1] - p[i][2] - p[i][3] + b;
-                }
-            }
-            for (int i = 0; i < 2; i++) {
-                int oy = 2 * ty + i;
-                if (oy >= H) break;
-                float *row = out + ((size_t)c * H + oy) * W + 2 * t0;
-                int w = W - 2 * t0 < 2 * n ? W - 2 * t0 : 2 * n;
-                for (int x = 0; x < w; x++) row[x] = y[i][x & 1][x >> 1];
             }
         }
-    }
 }
-
 #endif
 
-/* dw[o][i][3][3] = (G^T dU G) for [o0, o1); dU = [16][O][I] */
+/* dw[o][i][3][3] += (G^T dU G) for [o0, o1); dU = [NP][O][I] */
 static void filter_grad_transform(float *dw, const float *dU, int O, int I, int o0, int o1) {
     size_t plane = (size_t)O * I;
     for (int o = o0; o < o1; o++)
         for (int i = 0; i < I; i++) {
-            float u[4][4], t[3][4];
-            for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * plane + (size_t)o * I + i];
-            for (int v = 0; v < 4; v++) {
-                t[0][v] = u[0][v] + 0.5f * (u[1][v] + u[2][v]);
-                t[1][v] = 0.5f * (u[1][v] - u[2][v]);
-                t[2][v] = 0.5f * (u[1][v] + u[2][v]) + u[3][v];
+            float u[6][6], t[3][6], col[6], g3[3];
+            for (int xi = 0; xi < NP; xi++) u[xi / 6][xi % 6] = dU[xi * plane + (size_t)o * I + i];
+            for (int v = 0; v < 6; v++) { /* columns: G^T dU */
+                for (int q = 0; q < 6; q++) col[q] = u[q][v];
+                GT6(g3, col);
+                for (int r = 0; r < 3; r++) t[r][v] = g3[r];
             }
             float *g = dw + ((size_t)o * I + i) * 9;
-            for (int r = 0; r < 3; r++) {
-                g[3 * r + 0] += t[r][0] + 0.5f * (t[r][1] + t[r][2]);
-                g[3 * r + 1] += 0.5f * (t[r][1] - t[r][2]);
-                g[3 * r + 2] += 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+            for (int r = 0; r < 3; r++) { /* rows: (G^T dU) G */
+                GT6(g3, t[r]);
+                for (int j = 0; j < 3; j++) g[3 * r + j] += g3[j];
             }
         }
 }
@@ -279,7 +337,7 @@ typedef struct {
     int q0, q1;
 } chunk;
 
-static size_t plane_stride(const wshape *s) { return (size_t)s->cmax * 2 * s->PR * s->PC; }
+static size_t plane_stride(const wshape *s) { return (size_t)s->cmax * 4 * s->PR * s->PC; }
 
 /* ---- the transforms vectorized over 16 consecutive tiles of a chunk --------------------- */
 #ifdef __AVX512F__
@@ -287,7 +345,7 @@ static size_t plane_stride(const wshape *s) { return (size_t)s->cmax * 2 * s->PR
 
 /* Where 16 consecutive chunk tiles lie in the planes: lanes in mask[i] belong to one tile
  * row, and lane l of them reads (row base + off[i])[l]; the row base is the tile's plane row
- * 2ty, column tx = 0, in image q / TH of the group. */
+ * 4ty, column tx = 0, in image q / TH of the group. */
 typedef struct {
     int n;
     __mmask16 mask[16];
@@ -308,18 +366,21 @@ static void tile_segments(tile_segs *sg, const chunk *k, int j0, int nt, const w
         sg->l0[i] = l;
         sg->run[i] = run;
         sg->off[i] = (ptrdiff_t)sg->img[i] * (ptrdiff_t)plane_stride(s) +
-                     (ptrdiff_t)2 * sg->ty[i] * s->PC + tx - l;
+                     (ptrdiff_t)4 * sg->ty[i] * s->PC + tx - l;
         l += run;
     }
 }
 
-/* lanes of the segments from base + off (masked: a segment's address may lie before base) */
+/* lanes of the segments from base + off (a segment's address may lie before base: only its
+ * own lanes are read, and masked loads do not fault). Zero-masked loads OR-ed together: no
+ * load waits for another, as merging loads into one register would. */
 static inline __m512 seg_load(const float *base, const tile_segs *sg, ptrdiff_t delta) {
     __m512 v = _mm512_setzero_ps();
     for (int i = 0; i < sg->n; i++)
-        v = _mm512_mask_loadu_ps(
-            v, sg->mask[i],
-            (const float *)((uintptr_t)base + (sg->off[i] + delta) * (ptrdiff_t)sizeof(float)));
+        v = _mm512_or_ps(v, _mm512_maskz_loadu_ps(
+                                sg->mask[i], (const float *)((uintptr_t)base +
+                                                             (sg->off[i] + delta) *
+                                                                 (ptrdiff_t)sizeof(float))));
     return v;
 }
 
@@ -331,29 +392,20 @@ static inline __mmask16 first_lanes(int n) {
 static void input_transform16(float *V, const float *planes, int C, const tile_segs *sg, int j0,
                               int nt, const wshape *s) {
     __mmask16 keep = first_lanes(nt - j0);
-    size_t xs = (size_t)C * nt, PC = (size_t)s->PC, half = (size_t)s->PR * s->PC;
+    size_t xs = (size_t)C * nt, PC = (size_t)s->PC, ph = (size_t)s->PR * s->PC;
     for (int c = 0; c < C; c++) {
-        const float *E = planes + (size_t)c * 2 * half, *O = E + half;
-        __m512 x[4][4];
-        __m512 d[4][4];
-        for (int r = 0; r < 4; r++) {
-            d[r][0] = seg_load(E, sg, (ptrdiff_t)(r * PC));
-            d[r][1] = seg_load(O, sg, (ptrdiff_t)(r * PC));
-            d[r][2] = seg_load(E, sg, (ptrdiff_t)(r * PC + 1));
-            d[r][3] = seg_load(O, sg, (ptrdiff_t)(r * PC + 1));
-        }
-        for (int j = 0; j < 4; j++) {
-            x[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-            x[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-            x[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-            x[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+        const float *P = planes + (size_t)c * 4 * ph;
+        __m512 t[6][6], d[6], col[6], out[6];
+        for (int r = 0; r < 6; r++) { /* rows: d B */
+            for (int j = 0; j < 6; j++)
+                d[j] = seg_load(P + (j % 4) * ph, sg, (ptrdiff_t)(r * PC + j / 4));
+            BT6(t[r], d);
         }
         float *v = V + (size_t)c * nt + j0;
-        for (int r = 0; r < 4; r++) {
-            _mm512_mask_storeu_ps(v + (4 * r + 0) * xs, keep, _mm512_sub_ps(x[r][0], x[r][2]));
-            _mm512_mask_storeu_ps(v + (4 * r + 1) * xs, keep, _mm512_add_ps(x[r][1], x[r][2]));
-            _mm512_mask_storeu_ps(v + (4 * r + 2) * xs, keep, _mm512_sub_ps(x[r][2], x[r][1]));
-            _mm512_mask_storeu_ps(v + (4 * r + 3) * xs, keep, _mm512_sub_ps(x[r][1], x[r][3]));
+        for (int q = 0; q < 6; q++) { /* columns: B^T (d B) */
+            for (int r = 0; r < 6; r++) col[r] = t[r][q];
+            BT6(out, col);
+            for (int p = 0; p < 6; p++) _mm512_mask_storeu_ps(v + (6 * p + q) * xs, keep, out[p]);
         }
     }
 }
@@ -362,24 +414,29 @@ static void input_transform16(float *V, const float *planes, int C, const tile_s
 static void grad_transform16(float *dM, const float *planes, int C, const tile_segs *sg, int j0,
                              int nt, const wshape *s) {
     __mmask16 keep = first_lanes(nt - j0);
-    size_t xs = (size_t)C * nt, half = (size_t)s->PR * s->PC;
-    __m512 zero = _mm512_setzero_ps();
+    size_t xs = (size_t)C * nt, PC = (size_t)s->PC, ph = (size_t)s->PR * s->PC;
     for (int c = 0; c < C; c++) {
-        const float *E = planes + (size_t)c * 2 * half, *O = E + half;
-        __m512 y00 = seg_load(E, sg, 0), y01 = seg_load(O, sg, 0);
-        __m512 y10 = seg_load(E, sg, s->PC), y11 = seg_load(O, sg, s->PC);
-        __m512 r[4][2] = {{y00, y01},
-                          {_mm512_add_ps(y00, y10), _mm512_add_ps(y01, y11)},
-                          {_mm512_sub_ps(y00, y10), _mm512_sub_ps(y01, y11)},
-                          {_mm512_sub_ps(zero, y10), _mm512_sub_ps(zero, y11)}};
+        const float *P = planes + (size_t)c * 4 * ph;
+        __m512 t[4][6], y[4], col[4], out[6];
+        for (int i = 0; i < 4; i++) { /* rows: dY A^T */
+            for (int j = 0; j < 4; j++) y[j] = seg_load(P + j * ph, sg, (ptrdiff_t)(i * PC));
+            A4(t[i], y);
+        }
         float *m = dM + (size_t)c * nt + j0;
-        for (int q = 0; q < 4; q++) {
-            _mm512_mask_storeu_ps(m + (4 * q + 0) * xs, keep, r[q][0]);
-            _mm512_mask_storeu_ps(m + (4 * q + 1) * xs, keep, _mm512_add_ps(r[q][0], r[q][1]));
-            _mm512_mask_storeu_ps(m + (4 * q + 2) * xs, keep, _mm512_sub_ps(r[q][0], r[q][1]));
-            _mm512_mask_storeu_ps(m + (4 * q + 3) * xs, keep, _mm512_sub_ps(zero, r[q][1]));
+        for (int q = 0; q < 6; q++) { /* columns: A (dY A^T) */
+            for (int i = 0; i < 4; i++) col[i] = t[i][q];
+            A4(out, col);
+            for (int p = 0; p < 6; p++) _mm512_mask_storeu_ps(m + (6 * p + q) * xs, keep, out[p]);
         }
     }
+}
+
+/* 16 floats each of a and b interleaved: a0 b0 a1 b1 ..., as lo (0-7) and hi (8-15) */
+static inline void interleave2(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    *lo = _mm512_permutex2var_ps(a, il, b);
+    *hi = _mm512_permutex2var_ps(a, ih, b);
 }
 
 /* out = A^T M A (+ bias) for chunk tiles j0 .. j0+16 of group g0, O channels */
@@ -388,46 +445,49 @@ static void output_transform16(float *out, const float *M, const float *bias, in
     __mmask16 keep = first_lanes(nt - j0);
     size_t xs = (size_t)O * nt;
     int H = s->H, W = s->W;
-    /* interleave a (even columns) and b (odd): tiles 0-7 then 8-15, two floats each */
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi =
-        _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    float buf[2][32] __attribute__((aligned(64)));
+    float buf[4][64] __attribute__((aligned(64))); /* output row i of the 16 tiles, interleaved */
     for (int c = 0; c < O; c++) {
         const float *m = M + (size_t)c * nt + j0;
-        __m512 p[2][4];
-        for (int v = 0; v < 4; v++) {
-            __m512 m0 = _mm512_maskz_loadu_ps(keep, m + (0 + v) * xs);
-            __m512 m1 = _mm512_maskz_loadu_ps(keep, m + (4 + v) * xs);
-            __m512 m2 = _mm512_maskz_loadu_ps(keep, m + (8 + v) * xs);
-            __m512 m3 = _mm512_maskz_loadu_ps(keep, m + (12 + v) * xs);
-            p[0][v] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-            p[1][v] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+        __m512 p[6][4], row[6], col[6], y[4][4];
+        for (int q = 0; q < 6; q++) { /* rows: M A */
+            for (int v = 0; v < 6; v++) row[v] = _mm512_maskz_loadu_ps(keep, m + (6 * q + v) * xs);
+            AT6(p[q], row);
         }
         __m512 b = _mm512_set1_ps(bias ? bias[c] : 0.0f);
-        for (int i = 0; i < 2; i++) {
-            __m512 e = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[i][0], p[i][1]), p[i][2]), b);
-            __m512 o = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(p[i][1], p[i][2]), p[i][3]), b);
-            _mm512_store_ps(buf[i], _mm512_permutex2var_ps(e, lo, o));
-            _mm512_store_ps(buf[i] + 16, _mm512_permutex2var_ps(e, hi, o));
+        for (int j = 0; j < 4; j++) { /* columns: A^T (M A) */
+            __m512 yy[4];
+            for (int q = 0; q < 6; q++) col[q] = p[q][j];
+            AT6(yy, col);
+            for (int i = 0; i < 4; i++) y[i][j] = yy[i] + b;
+        }
+        for (int i = 0; i < 4; i++) {
+            __m512 a_lo, a_hi, b_lo, b_hi, r0, r1, r2, r3;
+            interleave2(y[i][0], y[i][2], &a_lo, &a_hi);
+            interleave2(y[i][1], y[i][3], &b_lo, &b_hi);
+            interleave2(a_lo, b_lo, &r0, &r1);
+            interleave2(a_hi, b_hi, &r2, &r3);
+            _mm512_store_ps(buf[i], r0);
+            _mm512_store_ps(buf[i] + 16, r1);
+            _mm512_store_ps(buf[i] + 32, r2);
+            _mm512_store_ps(buf[i] + 48, r3);
         }
         for (int g = 0; g < sg->n; g++) {
             float *img = out + ((size_t)(g0 + sg->img[g]) * O + c) * H * W;
-            int x0 = 2 * sg->tx0[g], w = 2 * sg->run[g];
+            int x0 = 4 * sg->tx0[g], w = 4 * sg->run[g];
             if (x0 + w > W) w = W - x0;
-            /* floats [f0, f0 + w) of buf[i] go to row[0, w): per half of buf, one masked
+            /* floats [f0, f0 + w) of buf[i] go to row[0, w): per quarter of buf, one masked
              * store at row - f0 + 16h (only its own lanes are touched) */
-            int f0 = 2 * sg->l0[g];
-            for (int i = 0; i < 2; i++) {
-                int oy = 2 * sg->ty[g] + i;
+            int f0 = 4 * sg->l0[g];
+            for (int i = 0; i < 4; i++) {
+                int oy = 4 * sg->ty[g] + i;
                 if (oy >= H) break;
-                uintptr_t row = (uintptr_t)(img + (size_t)oy * W + x0);
-                for (int h = 0; h < 2; h++) {
+                uintptr_t rowp = (uintptr_t)(img + (size_t)oy * W + x0);
+                for (int h = 0; h < 4; h++) {
                     int a = f0 > 16 * h ? f0 : 16 * h, z = f0 + w < 16 * h + 16 ? f0 + w : 16 * h + 16;
                     if (a >= z) continue;
                     __mmask16 mk = (__mmask16)(first_lanes(z - 16 * h) & ~first_lanes(a - 16 * h));
-                    float *dst = (float *)(row + (uintptr_t)((ptrdiff_t)(16 * h - f0) *
-                                                             (ptrdiff_t)sizeof(float)));
+                    float *dst = (float *)(rowp + (uintptr_t)((ptrdiff_t)(16 * h - f0) *
+                                                              (ptrdiff_t)sizeof(float)));
                     _mm512_mask_storeu_ps(dst, mk, _mm512_load_ps(buf[i] + 16 * h));
                 }
             }
@@ -502,7 +562,7 @@ static void emit_chunk(float *out, const float *M, const float *bias, int OC,
 #endif
 
 /* out[b] (=, or += when accumulate) conv(in[b]) for b in [b0, b1): in has C channels, out
- * O, U = [16][O][C] */
+ * O, U = [NP][O][C] */
 static void convolve_images(float *out, const float *in, const float *U, const float *bias,
                             int accumulate, int C, int O, wslot *sl, int b0, int b1,
                             const wshape *s) {
@@ -513,7 +573,7 @@ static void convolve_images(float *out, const float *in, const float *U, const f
             chunk k = {q0, q0 + s->rows < nrows ? q0 + s->rows : nrows};
             int nt = (k.q1 - k.q0) * s->TW;
             transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < NP; xi++)
                 kc_sgemm(0, 0, O, nt, C, 1.0f, U + (size_t)xi * O * C, C,
                          sl->V + (size_t)xi * C * nt, nt, 0.0f, sl->M + (size_t)xi * O * nt, nt);
             if (accumulate) /* into the group's buffer: adding in place would read what the
@@ -544,7 +604,7 @@ static void weight_grad_images(float *dU, const float *dout, const float *in, ws
             int nt = (k.q1 - k.q0) * s->TW;
             transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
             transform_chunk(sl->M, sl->planes2, OC, &k, GRAD_TRANSFORM, s);
-            for (int xi = 0; xi < 16; xi++)
+            for (int xi = 0; xi < NP; xi++)
                 kc_sgemm(0, 1, OC, C, nt, 1.0f, sl->M + (size_t)xi * OC * nt, nt,
                          sl->V + (size_t)xi * C * nt, nt, 1.0f, dU + (size_t)xi * OC * C, C);
         }
@@ -616,20 +676,24 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
         }
         if (dw) {
             memset(sl.dU, 0, dU_floats(&s) * sizeof(float));
-            memset(sl.dw, 0, (size_t)OC * C * 9 * sizeof(float));
             weight_grad_images(sl.dU, dout, inp, &sl, lo, hi, &s);
-            filter_grad_transform(sl.dw, sl.dU, OC, C, 0, OC);
         }
         if (dinp) convolve_images(dinp, dout, U, NULL, 1, OC, C, &sl, lo, hi, &s);
         KC_OMP(omp barrier)
-        /* partials summed in thread order: results depend only on the thread count */
+        /* The threads' dU partials summed in thread order into slot 0's (each thread a range),
+         * then transformed once: results depend only on the thread count, and differ between
+         * thread counts only by the order of the sums, not by the transform's rounding. */
         if (dw) {
             size_t a, z;
-            kc_split16((size_t)OC * C * 9, nth, tid, &a, &z);
-            for (int t = 0; t < nth; t++) {
+            wslot first = slot_at(scratch, &s, 0);
+            kc_split16((size_t)NP * OC * C, nth, tid, &a, &z);
+            for (int t = 1; t < nth; t++) {
                 wslot o = slot_at(scratch, &s, t);
-                for (size_t i = a; i < z; i++) dw[i] += o.dw[i];
+                for (size_t i = a; i < z; i++) first.dU[i] += o.dU[i];
             }
+            KC_OMP(omp barrier)
+            kc_split(OC, nth, tid, &lo, &hi);
+            filter_grad_transform(dw, first.dU, OC, C, lo, hi);
         }
         if (db && tid == 0)
             for (int t = 0; t < nth; t++) {
