@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cpu/cpu.h"
 #include "kernels.h"
@@ -116,4 +117,31 @@ Test(sgemm, pieces_equal_the_whole) {
     kernels_free(B);
     kernels_free(whole);
     kernels_free(parts);
+}
+
+/* kc_pack_a + kc_sgemm_packed give what kc_sgemm gives, bit for bit, across K slices and
+ * blocks of rows, for both layouts of A and of B */
+Test(sgemm, prepacked_a_equals_packing_on_the_fly) {
+    const int shapes[][3] = {{1, 1, 1}, {13, 40, 9}, {150, 70, 300}, {32, 63, 96}, {64, 1100, 20}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+                unsigned st = (unsigned)(s * 4 + ta * 2 + tb + 1);
+                int lda = ta ? M : K, ldb = tb ? K : N;
+                float *A = filled((size_t)M * K, &st), *B = filled((size_t)K * N, &st);
+                float *C0 = filled((size_t)M * N, &st), *C1 = kernels_alloc((size_t)M * N);
+                float *pa = kernels_alloc(kc_packed_a_floats(M, K));
+                memcpy(C1, C0, (size_t)M * N * sizeof(float));
+                kc_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.5f, C0, N);
+                kc_pack_a(pa, ta, M, K, A, lda);
+                kc_sgemm_packed(M, N, K, pa, B, ldb, tb, 0.5f, C1, N);
+                int same = memcmp(C0, C1, (size_t)M * N * sizeof(float)) == 0;
+                cr_expect(same, "M%d N%d K%d ta%d tb%d: packed A differs", M, N, K, ta, tb);
+                kernels_free(A);
+                kernels_free(B);
+                kernels_free(C0);
+                kernels_free(C1);
+                kernels_free(pa);
+            }
 }

@@ -121,6 +121,37 @@ void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
                 K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+size_t kc_packed_a_floats(int M, int K) {
+#ifdef __AVX512F__
+    if (!kc_gemm_is_openblas()) return kc_sgemm_avx512_packed_a_floats(M, K);
+#endif
+    return (size_t)M * K;
+}
+
+void kc_pack_a(float *dst, int ta, int M, int K, const float *A, int lda) {
+#ifdef __AVX512F__
+    if (!kc_gemm_is_openblas()) {
+        kc_sgemm_avx512_pack_a(dst, ta, M, K, A, lda);
+        return;
+    }
+#endif
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            dst[(size_t)i * K + k] = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+}
+
+void kc_sgemm_packed(int M, int N, int K, const float *packed_a, const float *B, int ldb, int tb,
+                     float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+#ifdef __AVX512F__
+    if (!kc_gemm_is_openblas() && K > 0) {
+        kc_sgemm_avx512_packed(M, N, K, packed_a, B, ldb, tb, beta, C, ldc);
+        return;
+    }
+#endif
+    kc_sgemm(0, tb, M, N, K, 1.0f, packed_a, K, B, ldb, beta, C, ldc);
+}
+
 size_t kc_sgemm_cols_floats(const kc_cols *v) {
     return (size_t)v->C * v->K * v->K * v->OH * v->OW;
 }

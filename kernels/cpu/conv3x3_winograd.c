@@ -24,6 +24,10 @@
  *
  * The 1-D transforms are macros over any type with + - and scalar *: float, and __m512
  * (GCC's vector extensions). */
+/* The transforms are short chains of a*x + y; ISO C mode would keep each product and sum
+ * apart (-ffp-contract=off), here they may fuse. */
+#pragma GCC optimize("fp-contract=fast")
+
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -135,10 +139,17 @@ static size_t slot_floats(const wshape *s) {
 /* the transformed filter, shared by the threads: [NP][OC][C], or [NP][C][OC] for dx */
 static size_t U_floats(const wshape *s) { return kc_round16(NP * (size_t)s->OC * s->C); }
 static size_t flip_floats(const wshape *s) { return kc_round16((size_t)s->OC * s->C * 9); }
+/* U_xi packed for the GEMMs once per call (kc_pack_a), for O x I = OC x C or C x OC */
+static size_t packed_one(const wshape *s) {
+    size_t a = kc_packed_a_floats(s->OC, s->C), b = kc_packed_a_floats(s->C, s->OC);
+    return kc_round16(a > b ? a : b);
+}
+static size_t packed_floats(const wshape *s) { return NP * packed_one(s); }
 
 static wslot slot_at(float *scratch, const wshape *s, int i) {
     wslot sl;
-    sl.planes = scratch + U_floats(s) + flip_floats(s) + (size_t)i * slot_floats(s);
+    sl.planes = scratch + U_floats(s) + flip_floats(s) + packed_floats(s) +
+                (size_t)i * slot_floats(s);
     sl.planes2 = sl.planes + planes_floats(s);
     sl.acc = sl.planes2 + planes_floats(s);
     sl.V = sl.acc + acc_floats(s);
@@ -151,7 +162,8 @@ static wslot slot_at(float *scratch, const wshape *s, int i) {
 size_t winograd3x3_scratch_floats(int B, int C, int H, int W, int OC) {
     if (B <= 0) return 0;
     wshape s = wshape_of(B, C, H, W, OC);
-    return U_floats(&s) + flip_floats(&s) + (size_t)slots_for(B) * slot_floats(&s);
+    return U_floats(&s) + flip_floats(&s) + packed_floats(&s) +
+           (size_t)slots_for(B) * slot_floats(&s);
 }
 
 /* ---- transforms ----------------------------------------------------------------------- */
@@ -561,9 +573,16 @@ static void emit_chunk(float *out, const float *M, const float *bias, int OC,
 #define GRAD_TRANSFORM  grad_transform
 #endif
 
+/* Up[xi] = U_xi [O][I] packed for kc_sgemm_packed, for xi in [x0, x1) */
+static void pack_filters(float *Up, const float *U, int O, int I, int x0, int x1,
+                         const wshape *s) {
+    for (int xi = x0; xi < x1; xi++)
+        kc_pack_a(Up + xi * packed_one(s), 0, O, I, U + (size_t)xi * O * I, I);
+}
+
 /* out[b] (=, or += when accumulate) conv(in[b]) for b in [b0, b1): in has C channels, out
- * O, U = [NP][O][C] */
-static void convolve_images(float *out, const float *in, const float *U, const float *bias,
+ * O, Up = U [NP][O][C] packed by pack_filters */
+static void convolve_images(float *out, const float *in, const float *Up, const float *bias,
                             int accumulate, int C, int O, wslot *sl, int b0, int b1,
                             const wshape *s) {
     for (int g0 = b0; g0 < b1; g0 += s->imgs) {
@@ -574,8 +593,8 @@ static void convolve_images(float *out, const float *in, const float *U, const f
             int nt = (k.q1 - k.q0) * s->TW;
             transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
             for (int xi = 0; xi < NP; xi++)
-                kc_sgemm(0, 0, O, nt, C, 1.0f, U + (size_t)xi * O * C, C,
-                         sl->V + (size_t)xi * C * nt, nt, 0.0f, sl->M + (size_t)xi * O * nt, nt);
+                kc_sgemm_packed(O, nt, C, Up + xi * packed_one(s), sl->V + (size_t)xi * C * nt, nt,
+                                0, 0.0f, sl->M + (size_t)xi * O * nt, nt);
             if (accumulate) /* into the group's buffer: adding in place would read what the
                                previous tiles' masked stores just wrote, which stalls */
                 emit_chunk(sl->acc, sl->M, bias, O, &k, 0, s);
@@ -622,7 +641,7 @@ void winograd3x3_forward(float *out, const float *inp, const float *w, const flo
                          float *scratch, int B, int C, int H, int W, int OC) {
     if (B <= 0) return;
     wshape s = wshape_of(B, C, H, W, OC);
-    float *U = scratch;
+    float *U = scratch, *Up = scratch + U_floats(&s) + flip_floats(&s);
     int nt = wino_threads(&s);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
@@ -631,9 +650,12 @@ void winograd3x3_forward(float *out, const float *inp, const float *w, const flo
         kc_split(OC, nth, tid, &lo, &hi);
         filter_transform(U, w, OC, C, lo, hi);
         KC_OMP(omp barrier)
+        kc_split(NP, nth, tid, &lo, &hi);
+        pack_filters(Up, U, OC, C, lo, hi, &s);
+        KC_OMP(omp barrier)
         kc_split(B, nth, tid, &lo, &hi);
         wslot sl = slot_at(scratch, &s, tid);
-        convolve_images(out, inp, U, b, 0, C, OC, &sl, lo, hi, &s);
+        convolve_images(out, inp, Up, b, 0, C, OC, &sl, lo, hi, &s);
     }
 }
 
@@ -653,7 +675,7 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
                           const float *w, float *scratch, int B, int C, int H, int W, int OC) {
     if (B <= 0 || (!dinp && !dw && !db)) return;
     wshape s = wshape_of(B, C, H, W, OC);
-    float *U = scratch, *wflip = scratch + U_floats(&s);
+    float *U = scratch, *wflip = scratch + U_floats(&s), *Up = wflip + flip_floats(&s);
     int nt = wino_threads(&s), HW = H * W;
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
@@ -664,6 +686,9 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
             flip_filter(wflip, w, OC, C, lo, hi);
             KC_OMP(omp barrier)
             filter_transform(U, wflip, C, OC, lo, hi);
+            KC_OMP(omp barrier)
+            kc_split(NP, nth, tid, &lo, &hi);
+            pack_filters(Up, U, C, OC, lo, hi, &s);
             KC_OMP(omp barrier)
         }
         kc_split(B, nth, tid, &lo, &hi);
@@ -678,7 +703,7 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
             memset(sl.dU, 0, dU_floats(&s) * sizeof(float));
             weight_grad_images(sl.dU, dout, inp, &sl, lo, hi, &s);
         }
-        if (dinp) convolve_images(dinp, dout, U, NULL, 1, OC, C, &sl, lo, hi, &s);
+        if (dinp) convolve_images(dinp, dout, Up, NULL, 1, OC, C, &sl, lo, hi, &s);
         KC_OMP(omp barrier)
         /* The threads' dU partials summed in thread order into slot 0's (each thread a range),
          * then transformed once: results depend only on the thread count, and differ between

@@ -94,7 +94,20 @@ void kc_sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const flo
                      const float *B, int ldb, float beta, float *C, int ldc);
 void kc_sgemm_cols_avx512(int transposed, int M, const float *A, int lda, const kc_cols *cols,
                           float beta, float *C, int ldc);
+size_t kc_sgemm_avx512_packed_a_floats(int M, int K);
+void kc_sgemm_avx512_pack_a(float *dst, int ta, int M, int K, const float *A, int lda);
+void kc_sgemm_avx512_packed(int M, int N, int K, const float *packed_a, const float *B, int ldb,
+                            int tb, float beta, float *C, int ldc);
 #endif
+
+/* An A used for many products, packed once: kc_pack_a writes op(A)[M,K] into dst (at least
+ * kc_packed_a_floats(M, K) floats, 64-byte aligned), and kc_sgemm_packed then computes
+ * C[M,N] = op(A) . op(B) + beta * C from it, by the calling thread. Where the GEMM is
+ * OpenBLAS's the "packed" A is op(A) copied row-major. */
+size_t kc_packed_a_floats(int M, int K);
+void kc_pack_a(float *dst, int ta, int M, int K, const float *A, int lda);
+void kc_sgemm_packed(int M, int N, int K, const float *packed_a, const float *B, int ldb, int tb,
+                     float beta, float *C, int ldc);
 
 /* The same product, with the caller's threads: C is cut along its longer side and each
  * thread multiplies its piece. When bias is given (length N) C is first filled with it row

@@ -313,21 +313,36 @@ static const micro_fn micros[2][3] = {{micro_4_0, micro_8_0, micro_12_0},
 
 /* ---- driver --------------------------------------------------------------------------- */
 
-static void gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+/* slivers the tile plan cuts mc rows into */
+static int slivers(int mc) {
+    int n = 0;
+    for (int ir = 0; ir < mc; ir += tile_rows(mc - ir)) n++;
+    return n;
+}
+
+/* A is packed here unless pre (kc_sgemm_pack_a's layout) holds it already */
+static void gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *pre,
                  const b_source *src, float beta, float *C, int ldc) {
     pack_bufs *pk = thread_pack();
     for (int jc = 0; jc < N; jc += NC) {
         int nc = min_int(NC, N - jc);
+        size_t pre_off = 0;
         for (int pc = 0; pc < K; pc += KC) {
             int kc = min_int(KC, K - pc);
             pack_b_from(pk->b, src, jc, nc, pc, kc);
             for (int ic = 0; ic < M; ic += MC) {
                 int mc = min_int(MC, M - ic);
-                pack_a(pk->a, A, lda, ta, ic, mc, pc, kc);
+                const float *pa_block = pk->a;
+                if (pre) {
+                    pa_block = pre + pre_off;
+                    pre_off += (size_t)slivers(mc) * MR * kc;
+                } else {
+                    pack_a(pk->a, A, lda, ta, ic, mc, pc, kc);
+                }
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = min_int(NR, nc - jr);
                     const float *pb = pk->b + (size_t)jr * kc;
-                    const float *pa = pk->a;
+                    const float *pa = pa_block;
                     for (int ir = 0, m; ir < mc; ir += m, pa += (size_t)MR * kc) {
                         float *c = C + (size_t)(ic + ir) * ldc + jc + jr;
                         m = tile_rows(mc - ir);
@@ -340,10 +355,33 @@ static void gemm(int ta, int M, int N, int K, float alpha, const float *A, int l
     }
 }
 
+size_t kc_sgemm_avx512_packed_a_floats(int M, int K) {
+    size_t n = 0;
+    for (int pc = 0; pc < K; pc += KC)
+        for (int ic = 0; ic < M; ic += MC)
+            n += (size_t)slivers(min_int(MC, M - ic)) * MR * min_int(KC, K - pc);
+    return n;
+}
+
+void kc_sgemm_avx512_pack_a(float *dst, int ta, int M, int K, const float *A, int lda) {
+    for (int pc = 0; pc < K; pc += KC)
+        for (int ic = 0; ic < M; ic += MC) {
+            int kc = min_int(KC, K - pc), mc = min_int(MC, M - ic);
+            pack_a(dst, A, lda, ta, ic, mc, pc, kc);
+            dst += (size_t)slivers(mc) * MR * kc;
+        }
+}
+
+void kc_sgemm_avx512_packed(int M, int N, int K, const float *packed_a, const float *B, int ldb,
+                            int tb, float beta, float *C, int ldc) {
+    b_source src = {.B = B, .ldb = ldb, .tb = tb};
+    gemm(0, M, N, K, 1.0f, NULL, 0, packed_a, &src, beta, C, ldc);
+}
+
 void kc_sgemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
     b_source src = {.B = B, .ldb = ldb, .tb = tb};
-    gemm(ta, M, N, K, alpha, A, lda, &src, beta, C, ldc);
+    gemm(ta, M, N, K, alpha, A, lda, NULL, &src, beta, C, ldc);
 }
 
 void kc_sgemm_cols_avx512(int transposed, int M, const float *A, int lda, const kc_cols *cols,
@@ -351,9 +389,9 @@ void kc_sgemm_cols_avx512(int transposed, int M, const float *A, int lda, const 
     int CKK = cols->C * cols->K * cols->K, OHW = cols->OH * cols->OW;
     b_source src = {.cols = cols, .cols_t = transposed};
     if (transposed)
-        gemm(0, M, CKK, OHW, 1.0f, A, lda, &src, beta, C, ldc);
+        gemm(0, M, CKK, OHW, 1.0f, A, lda, NULL, &src, beta, C, ldc);
     else
-        gemm(0, M, OHW, CKK, 1.0f, A, lda, &src, beta, C, ldc);
+        gemm(0, M, OHW, CKK, 1.0f, A, lda, NULL, &src, beta, C, ldc);
 }
 
 #endif /* __AVX512F__ */
