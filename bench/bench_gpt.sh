@@ -11,7 +11,8 @@
 #   dtrain  (a) 1 rank x 2 threads, (b) mpirun -np 2 x 1 thread, (c) 1 rank x 1 thread
 #   PyTorch torch threads x OpenBLAS threads in {1,2}^2 (Debian's python3-torch)
 # and prints dtrain-best / PyTorch-best (target >= 2), (b)/(c) (target >= 1.8), and dtrain's
-# achieved GFLOP/s against OpenBLAS's large-sgemm GFLOP/s on 2 threads measured in this run.
+# achieved GFLOP/s against the large-sgemm GFLOP/s of its own GEMM (build/bench_sgemm_rate)
+# on 2 threads, measured in this run.
 #
 # Quality: one full run (STEPS = the recipe's 2,000) of each side at its best setting, picked
 # by a short probe (PROBE_STEPS) unless DTRAIN_SETTING ("1x2", "2x1", "1x1": ranks x threads)
@@ -123,7 +124,7 @@ fi
 # sgemm first, while nothing of ours is running; the best of the runs counts, as for the rest
 sgemm=0
 for _ in $(seq "$REPEATS"); do
-    r=$("$BUILD/bench_sgemm_rate" 2 | sed 's/.*: \([0-9.]*\).*/\1/')
+    r=$("$BUILD/bench_sgemm_rate" 2 | sed "s/.*: \([0-9.]*\).*/\1/")
     sgemm=$(max "$sgemm" "$r")
 done
 
@@ -171,6 +172,6 @@ awk -v L="$L" -v C="$C" -v T="$T" -v B="$B" -v V="$V" -v d="$best_d" -v dn="$bes
     printf "RESULT scaling: 2 ranks x 1 thread %.0f vs 1 rank x 1 thread %.0f tokens/s: %.2fx (target >= 1.8)\n",
            b, c, b / c
     g = d / n * flops / 1e9
-    printf "RESULT dtrain achieved %.1f GFLOP/s vs OpenBLAS sgemm %.1f GFLOP/s on 2 threads: %.0f%%\n",
+    printf "RESULT dtrain achieved %.1f GFLOP/s vs its own large sgemm %.1f GFLOP/s on 2 threads: %.0f%%\n",
            g, sg, 100 * g / sg }'
 echo "load average at end: $(load)"
