@@ -203,19 +203,6 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
 
 /* ---- backward ------------------------------------------------------------------------- */
 
-/* sum of x[0:n) in 16 independent lanes: a plain running sum is one serial dependency
- * chain that the compiler may not reorder, 16 lanes vectorize; the order is still fixed */
-static float sum_lanes(const float *x, int n) {
-    float acc[16] = {0};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int k = 0; k < 16; k++) acc[k] += x[j + k];
-    for (int k = 0; j + k < n; k++) acc[k] += x[j + k];
-    float sum = 0.0f;
-    for (int k = 0; k < 16; k++) sum += acc[k];
-    return sum;
-}
-
 typedef struct {
     float *dinp, *dw, *db; /* any may be NULL */
     const float *dout, *inp, *w;
@@ -228,7 +215,7 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
     const float *x = g->inp + (size_t)i * s->C * s->H * s->W;
     if (g->db)
         for (int oc = 0; oc < s->OC; oc++)
-            sl->db[oc] += sum_lanes(dy + (size_t)oc * s->OHW, s->OHW);
+            sl->db[oc] += kc_sum_lanes(dy + (size_t)oc * s->OHW, s->OHW);
     if (g->dw) {
         if (s->direct) { /* dw[OC,C] += dy[OC,OHW] . x[C,OHW]^T */
             kc_sgemm(0, 1, s->OC, s->CKK, s->OHW, 1.0f, dy, s->OHW, x, s->OHW, 1.0f, sl->dw, s->CKK);

@@ -659,18 +659,6 @@ void winograd3x3_forward(float *out, const float *inp, const float *w, const flo
     }
 }
 
-/* sum of x[0:n) in 16 lanes (see conv2d.c) */
-static float sum_lanes(const float *x, int n) {
-    float acc[16] = {0};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int k = 0; k < 16; k++) acc[k] += x[j + k];
-    for (int k = 0; j + k < n; k++) acc[k] += x[j + k];
-    float sum = 0.0f;
-    for (int k = 0; k < 16; k++) sum += acc[k];
-    return sum;
-}
-
 void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, float *scratch, int B, int C, int H, int W, int OC) {
     if (B <= 0 || (!dinp && !dw && !db)) return;
@@ -697,7 +685,7 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
             memset(sl.db, 0, (size_t)OC * sizeof(float));
             for (int i = lo; i < hi; i++)
                 for (int oc = 0; oc < OC; oc++)
-                    sl.db[oc] += sum_lanes(dout + ((size_t)i * OC + oc) * HW, HW);
+                    sl.db[oc] += kc_sum_lanes(dout + ((size_t)i * OC + oc) * HW, HW);
         }
         if (dw) {
             memset(sl.dU, 0, dU_floats(&s) * sizeof(float));

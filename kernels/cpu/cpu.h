@@ -53,6 +53,19 @@ static inline void kc_split16(size_t n, int nparts, int part, size_t *lo, size_t
     *hi = b1 * 16 < n ? b1 * 16 : n;
 }
 
+/* Sum of x[0:n) in 16 independent lanes: a plain running sum is one serial dependency chain
+ * that the compiler may not reorder, 16 lanes vectorize; the order is still fixed. */
+static inline float kc_sum_lanes(const float *x, int n) {
+    float acc[16] = {0};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int k = 0; k < 16; k++) acc[k] += x[j + k];
+    for (int k = 0; j + k < n; k++) acc[k] += x[j + k];
+    float sum = 0.0f;
+    for (int k = 0; k < 16; k++) sum += acc[k];
+    return sum;
+}
+
 /* Floats rounded up to a whole 64-byte line, so sub-buffers carved out of one scratch
  * allocation stay aligned. */
 static inline size_t kc_round16(size_t n) { return (n + 15) & ~(size_t)15; }
