@@ -1244,6 +1244,47 @@ int ckpt_has(const ckpt *c, const char *group, const char *name) {
     return yes;
 }
 
+/* datasets under grp, recursively (groups at most 16 deep); -1 on an HDF5 error */
+static long count_datasets(hid_t grp, int depth) {
+    H5G_info_t gi;
+    if (H5Gget_info(grp, &gi) < 0) return -1;
+    long n = 0;
+    for (hsize_t i = 0; i < gi.nlinks && n >= 0; i++) {
+        char name[1024];
+        if (H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                               H5P_DEFAULT) < 0)
+            return -1;
+        hid_t obj = H5Oopen(grp, name, H5P_DEFAULT);
+        if (obj < 0) return -1;
+        H5I_type_t kind = H5Iget_type(obj);
+        if (kind == H5I_DATASET) n++;
+        else if (kind == H5I_GROUP && depth < 16) {
+            long sub = count_datasets(obj, depth + 1);
+            n = sub < 0 ? -1 : n + sub;
+        }
+        H5Oclose(obj);
+    }
+    return n;
+}
+
+long ckpt_count(const ckpt *c, const char *group) {
+    char gpath[PATH_LEN];
+    if (!valid_name(group)) return -1;
+    snprintf(gpath, sizeof gpath, "/%s", group);
+    h5_quiet q;
+    quiet_begin(&q);
+    long n = -1;
+    if (H5Lexists(c->file, gpath, H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(c->file, gpath, H5P_DEFAULT);
+        if (g >= 0) {
+            n = count_datasets(g, 0);
+            H5Gclose(g);
+        }
+    }
+    quiet_end(&q);
+    return n;
+}
+
 /* 0 when ds has exactly t's shape; otherwise the message names both shapes. */
 static int check_shape(ckpt *c, hid_t ds, const ckpt_tensor *t, const char *dpath) {
     hsize_t got[MAX_RANK], want[4];

@@ -84,6 +84,9 @@ const ckpt_meta *ckpt_get_meta(const ckpt *c);
  * the checkpoint's shape and the expected one). */
 int ckpt_read(ckpt *c, const ckpt_tensor *t, char *err, size_t errlen);
 int ckpt_has(const ckpt *c, const char *group, const char *name);
+/* How many tensors GROUP holds (-1 if it is missing or unreadable): a model that reads fewer
+ * than its checkpoint holds is a different model. */
+long ckpt_count(const ckpt *c, const char *group);
 void ckpt_close(ckpt *c);
 
 /* Candidates for `--resume auto` in DIR, best first: the file `latest` names, then every

@@ -450,6 +450,11 @@ static int load_checkpoint(trainer *t, const char *path) {
     if (strcmp(meta->job, t->job->name) != 0)
         trainer_fail(t, EXIT_USAGE, "cannot resume: %s was written by job '%s', not '%s'", path, meta->job,
                      t->job->name);
+    long held = ckpt_count(c, "params");
+    if (held != t->model.ntensors)
+        trainer_fail(t, EXIT_USAGE, "cannot resume: %s is incompatible with this model: its /params holds "
+                     "%ld tensors, the model has %d (do the shape keys match the checkpoint's?)", path, held,
+                     t->model.ntensors);
     int n;
     ckpt_tensor *ts = state_tensors(t, &n);
     for (int i = 0; i < n; i++) {
@@ -624,6 +629,15 @@ int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, flo
     ckpt *c = ckpt_open(ckpt_path, err, sizeof err);
     if (!c) {
         fprintf(stderr, "dtrain: %s\n", err);
+        return EXIT_USAGE;
+    }
+    long held = ckpt_count(c, group);
+    if (held != t->model.ntensors) {
+        fprintf(stderr,
+                "dtrain: %s does not fit this model: its /%s holds %ld tensors, the model has %d "
+                "(do the shape keys, such as n_layer, match the checkpoint's?)\n",
+                ckpt_path, group, held, t->model.ntensors);
+        ckpt_close(c);
         return EXIT_USAGE;
     }
     for (int i = 0; i < t->model.ntensors; i++) {

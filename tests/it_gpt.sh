@@ -53,6 +53,17 @@ rc=0
 "$DTRAIN" sample gpt --ckpt "$TMP/nosuch.h5" 2> "$TMP/err" > /dev/null || rc=$?
 [ $rc -ne 0 ] && grep -q "nosuch.h5" "$TMP/err" || fail "a missing checkpoint should be a clear error"
 
+# a shape key that disagrees with the checkpoint (fewer layers than it holds) is refused,
+# for sampling, evaluation and resuming alike, rather than running part of the model
+for cmd in "sample gpt --ckpt $ck" "eval gpt --ckpt $ck" "gpt ${short[*]} --resume $ck --out $TMP/rs"; do
+    rc=0
+    # shellcheck disable=SC2086 # the command's words are meant to split
+    "$DTRAIN" $cmd --n_layer 1 2> "$TMP/err" > /dev/null || rc=$?
+    [ $rc -eq 2 ] && grep -q "holds .* tensors, the model has" "$TMP/err" ||
+        fail "dtrain $cmd --n_layer 1: want exit 2 naming the tensor counts, got $rc: $(cat "$TMP/err")"
+done
+ok "shape keys that disagree with the checkpoint are refused"
+
 # GPT-2 small: 12 layers, 12 heads, 768 channels, block 1024, biases, vocabulary 50257
 # (byte-level data, embedding padded to 50304): 124,439,808 parameters; one step on CPU.
 BYTES=$TMP/bytes.h5
