@@ -1196,8 +1196,32 @@ static int open_file(ckpt *c) {
     return 0;
 }
 
+/* A checkpoint directory, or its `latest` file, stands for the checkpoint `latest` names:
+ * the resolved path in out (0), or -1 when path is neither. */
+static int resolve_latest(const char *path, char out[PATH_LEN]) {
+    struct stat st;
+    char dir[PATH_LEN], name[256];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof dir || stat(path, &st) != 0) return -1;
+    if (S_ISDIR(st.st_mode)) {
+        memcpy(dir, path, n + 1);
+    } else {
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (strcmp(base, "latest") != 0) return -1;
+        size_t dn = (size_t)(base - path);
+        memcpy(dir, path, dn);
+        dir[dn] = '\0';
+        if (dn == 0) memcpy(dir, ".", 2);
+    }
+    if (read_latest(dir, name, sizeof name) != 0) return -1;
+    return join(out, dir, name, NULL, 0);
+}
+
 ckpt *ckpt_open(const char *path, char *err, size_t errlen) {
     ckpt *c = xcalloc(1, sizeof *c);
+    char resolved[PATH_LEN];
+    if (path && resolve_latest(path, resolved) == 0) path = resolved;
     c->path = xstrdup(path ? path : "");
     c->file = -1;
     c->err = err;

@@ -240,6 +240,26 @@ Test(ckpt, round_trip_and_latest) {
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
+/* The directory, or its `latest` file, opens the checkpoint `latest` names; ckpt_count
+ * counts a group's tensors. */
+Test(ckpt, directory_and_latest_open_the_latest) {
+    write_ok(tmp, 10, 1.5f, 0);
+    write_ok(tmp, 20, 2.5f, 0);
+    check_state(tmp, 20, 2.5f);
+    check_state(path_join(tmp, "latest").s, 20, 2.5f);
+    ckpt *c = open_ok(tmp);
+    cr_assert_eq(ckpt_count(c, "params"), 2);
+    cr_assert_eq(ckpt_count(c, "adam_m"), 2);
+    cr_assert_eq(ckpt_count(c, "nosuch"), -1);
+    ckpt_close(c);
+    /* a directory without `latest` is not a checkpoint */
+    pathbuf empty = path_join(tmp, "empty");
+    cr_assert_eq(mkdir(empty.s, 0755), 0);
+    char err[512] = "";
+    cr_assert_null(ckpt_open(empty.s, err, sizeof err));
+    cr_assert(strstr(err, "empty") != NULL, "%s", err);
+}
+
 Test(ckpt, empty_job_state_and_strings) {
     state s;
     make_state(&s, 5, 1.0f);
