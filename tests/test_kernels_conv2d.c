@@ -40,11 +40,13 @@ typedef struct {
 
 /* odd sizes (N=3, C=5, OC=7), each padding regime, 1x1 (no im2col), non-square images,
  * rows of one, two and three 16-float runs, a kernel wider than the image, more images
- * than scratch slots, and LeNet's two layers */
+ * than scratch slots, and LeNet's two layers; for Winograd (3x3, pad 1) also rows of more
+ * than 16 tiles (W = 70) and a 1x1 image */
 static const shape shapes[] = {
     {2, 2, 7, 7, 3, 3, 1},  {2, 2, 7, 7, 3, 5, 2},   {2, 2, 7, 7, 3, 3, 0},   {3, 5, 6, 9, 7, 3, 1},
     {3, 5, 5, 5, 7, 1, 0},  {2, 3, 4, 20, 2, 3, 1},  {2, 1, 3, 36, 2, 3, 1},  {1, 1, 2, 2, 1, 5, 2},
-    {20, 2, 5, 5, 3, 3, 1}, {2, 1, 28, 28, 6, 5, 2}, {3, 6, 14, 14, 16, 5, 0}};
+    {20, 2, 5, 5, 3, 3, 1}, {2, 1, 28, 28, 6, 5, 2}, {3, 6, 14, 14, 16, 5, 0},
+    {1, 2, 5, 70, 3, 3, 1}, {2, 1, 1, 1, 2, 3, 1}};
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
 typedef struct {
@@ -210,6 +212,8 @@ Test(conv2d, backward_matches_finite_differences) {
     check_grads((shape){3, 5, 5, 5, 7, 1, 0}, 2);
     check_grads((shape){2, 1, 3, 36, 2, 3, 1}, 2);
     check_grads((shape){1, 1, 2, 2, 1, 5, 2}, 1);
+    check_grads((shape){1, 2, 5, 70, 3, 3, 1}, 2); /* Winograd rows of more than 16 tiles */
+    check_grads((shape){20, 2, 5, 5, 3, 3, 1}, 2); /* Winograd chunks spanning images */
 }
 
 /* worst |b - (a + c)| / max(1, |a + c|) */
