@@ -281,7 +281,7 @@ static void input_transform(float *restrict V, const float *restrict planes, int
 }
 
 /* dM[xi][c][j0 + tx] = (A dY A^T)[xi] for the 4x4 output-gradient tiles of tile row ty of
- * a staged (unpadded) dout image with C channels */
+ * a staged dout image with C channels (staged with padding 1, as for dx) */
 static void grad_transform(float *restrict dM, const float *restrict planes, int C, int ty,
                            size_t j0, size_t nt, const wshape *s) {
     size_t xs = (size_t)C * nt, ph = (size_t)s->PR * s->PC;
@@ -290,7 +290,8 @@ static void grad_transform(float *restrict dM, const float *restrict planes, int
         for (int tx = 0; tx < s->TW; tx++) {
             float y[4][4], t[4][6], col[4], out[6];
             for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) y[i][j] = P[j * ph + (size_t)(4 * ty + i) * s->PC + tx];
+                for (int j = 0; j < 4; j++) /* column 4tx+j+1 of the padded row 4ty+i+1 */
+                    y[i][j] = P[((j + 1) % 4) * ph + (size_t)(4 * ty + i + 1) * s->PC + tx + (j + 1) / 4];
             for (int i = 0; i < 4; i++) A4(t[i], y[i]); /* rows: dY A^T */
             for (int v = 0; v < 6; v++) {                /* columns: A (dY A^T) */
                 for (int i = 0; i < 4; i++) col[i] = t[i][v];
@@ -422,7 +423,7 @@ static void input_transform16(float *V, const float *planes, int C, const tile_s
     }
 }
 
-/* dM[xi][c][j0 .. j0+16) for C channels: A dY A^T */
+/* dM[xi][c][j0 .. j0+16) for C channels: A dY A^T, from dout staged with padding 1 */
 static void grad_transform16(float *dM, const float *planes, int C, const tile_segs *sg, int j0,
                              int nt, const wshape *s) {
     __mmask16 keep = first_lanes(nt - j0);
@@ -431,7 +432,8 @@ static void grad_transform16(float *dM, const float *planes, int C, const tile_s
         const float *P = planes + (size_t)c * 4 * ph;
         __m512 t[4][6], y[4], col[4], out[6];
         for (int i = 0; i < 4; i++) { /* rows: dY A^T */
-            for (int j = 0; j < 4; j++) y[j] = seg_load(P + j * ph, sg, (ptrdiff_t)(i * PC));
+            for (int j = 0; j < 4; j++) /* column 4tx+j+1 of the padded row 4ty+i+1 */
+                y[j] = seg_load(P + ((j + 1) % 4) * ph, sg, (ptrdiff_t)((i + 1) * PC + (j + 1) / 4));
             A4(t[i], y);
         }
         float *m = dM + (size_t)c * nt + j0;
@@ -580,11 +582,10 @@ static void pack_filters(float *Up, const float *U, int O, int I, int x0, int x1
         kc_pack_a(Up + xi * packed_one(s), 0, O, I, U + (size_t)xi * O * I, I);
 }
 
-/* out[b] (=, or += when accumulate) conv(in[b]) for b in [b0, b1): in has C channels, out
- * O, Up = U [NP][O][C] packed by pack_filters */
-static void convolve_images(float *out, const float *in, const float *Up, const float *bias,
-                            int accumulate, int C, int O, wslot *sl, int b0, int b1,
-                            const wshape *s) {
+/* out[b] = conv(in[b]) (+ bias) for b in [b0, b1): in has C channels, out O, Up = U
+ * [NP][O][C] packed by pack_filters */
+static void convolve_images(float *out, const float *in, const float *Up, const float *bias, int C,
+                            int O, wslot *sl, int b0, int b1, const wshape *s) {
     for (int g0 = b0; g0 < b1; g0 += s->imgs) {
         int g1 = g0 + s->imgs < b1 ? g0 + s->imgs : b1, nrows = (g1 - g0) * s->TH;
         stage_group(sl->planes, in, C, 1, g0, g1, s);
@@ -595,37 +596,46 @@ static void convolve_images(float *out, const float *in, const float *Up, const 
             for (int xi = 0; xi < NP; xi++)
                 kc_sgemm_packed(O, nt, C, Up + xi * packed_one(s), sl->V + (size_t)xi * C * nt, nt,
                                 0, 0.0f, sl->M + (size_t)xi * O * nt, nt);
-            if (accumulate) /* into the group's buffer: adding in place would read what the
-                               previous tiles' masked stores just wrote, which stalls */
-                emit_chunk(sl->acc, sl->M, bias, O, &k, 0, s);
-            else
-                emit_chunk(out, sl->M, bias, O, &k, g0, s);
-        }
-        if (accumulate) {
-            float *restrict dst = out + (size_t)g0 * O * s->H * s->W;
-            const float *restrict src = sl->acc;
-            size_t n = (size_t)(g1 - g0) * O * s->H * s->W;
-            for (size_t i = 0; i < n; i++) dst[i] += src[i];
+            emit_chunk(out, sl->M, bias, O, &k, g0, s);
         }
     }
 }
 
-/* dU += sum over the tiles of images [b0, b1) of dM . V^T */
-static void weight_grad_images(float *dU, const float *dout, const float *in, wslot *sl, int b0,
-                               int b1, const wshape *s) {
+/* For images [b0, b1): dU += sum over their tiles of dM . V^T (when dU), and
+ * dinp += conv(dout, wflip) (when dinp; Up = its transformed filter [NP][C][OC], packed).
+ * dout is staged once per group, with padding 1, for both. */
+static void backward_images(float *dU, float *dinp, const float *dout, const float *in,
+                            const float *Up, wslot *sl, int b0, int b1, const wshape *s) {
     int C = s->C, OC = s->OC;
+    size_t per = (size_t)C * s->H * s->W;
     for (int g0 = b0; g0 < b1; g0 += s->imgs) {
         int g1 = g0 + s->imgs < b1 ? g0 + s->imgs : b1, nrows = (g1 - g0) * s->TH;
-        stage_group(sl->planes, in, C, 1, g0, g1, s);
-        stage_group(sl->planes2, dout, OC, 0, g0, g1, s);
+        if (dU) stage_group(sl->planes, in, C, 1, g0, g1, s);
+        stage_group(sl->planes2, dout, OC, 1, g0, g1, s);
         for (int q0 = 0; q0 < nrows; q0 += s->rows) {
             chunk k = {q0, q0 + s->rows < nrows ? q0 + s->rows : nrows};
             int nt = (k.q1 - k.q0) * s->TW;
-            transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
-            transform_chunk(sl->M, sl->planes2, OC, &k, GRAD_TRANSFORM, s);
-            for (int xi = 0; xi < NP; xi++)
-                kc_sgemm(0, 1, OC, C, nt, 1.0f, sl->M + (size_t)xi * OC * nt, nt,
-                         sl->V + (size_t)xi * C * nt, nt, 1.0f, dU + (size_t)xi * OC * C, C);
+            if (dU) {
+                transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
+                transform_chunk(sl->M, sl->planes2, OC, &k, GRAD_TRANSFORM, s);
+                for (int xi = 0; xi < NP; xi++)
+                    kc_sgemm(0, 1, OC, C, nt, 1.0f, sl->M + (size_t)xi * OC * nt, nt,
+                             sl->V + (size_t)xi * C * nt, nt, 1.0f, dU + (size_t)xi * OC * C, C);
+            }
+            if (dinp) { /* into the group's buffer, added below: adding in place would read
+                           what the previous tiles' masked stores just wrote, which stalls */
+                transform_chunk(sl->V, sl->planes2, OC, &k, INPUT_TRANSFORM, s);
+                for (int xi = 0; xi < NP; xi++)
+                    kc_sgemm_packed(C, nt, OC, Up + xi * packed_one(s), sl->V + (size_t)xi * OC * nt,
+                                    nt, 0, 0.0f, sl->M + (size_t)xi * C * nt, nt);
+                emit_chunk(sl->acc, sl->M, NULL, C, &k, 0, s);
+            }
+        }
+        if (dinp) {
+            float *restrict dst = dinp + (size_t)g0 * per;
+            const float *restrict src = sl->acc;
+            size_t n = (size_t)(g1 - g0) * per;
+            for (size_t i = 0; i < n; i++) dst[i] += src[i];
         }
     }
 }
@@ -655,7 +665,7 @@ void winograd3x3_forward(float *out, const float *inp, const float *w, const flo
         KC_OMP(omp barrier)
         kc_split(B, nth, tid, &lo, &hi);
         wslot sl = slot_at(scratch, &s, tid);
-        convolve_images(out, inp, Up, b, 0, C, OC, &sl, lo, hi, &s);
+        convolve_images(out, inp, Up, b, C, OC, &sl, lo, hi, &s);
     }
 }
 
@@ -687,11 +697,8 @@ void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, 
                 for (int oc = 0; oc < OC; oc++)
                     sl.db[oc] += kc_sum_lanes(dout + ((size_t)i * OC + oc) * HW, HW);
         }
-        if (dw) {
-            memset(sl.dU, 0, dU_floats(&s) * sizeof(float));
-            weight_grad_images(sl.dU, dout, inp, &sl, lo, hi, &s);
-        }
-        if (dinp) convolve_images(dinp, dout, Up, NULL, 1, OC, C, &sl, lo, hi, &s);
+        if (dw) memset(sl.dU, 0, dU_floats(&s) * sizeof(float));
+        if (dw || dinp) backward_images(dw ? sl.dU : NULL, dinp, dout, inp, Up, &sl, lo, hi, &s);
         KC_OMP(omp barrier)
         /* The threads' dU partials summed in thread order into slot 0's (each thread a range),
          * then transformed once: results depend only on the thread count, and differ between
