@@ -36,7 +36,7 @@
 #include "cpu.h"
 #include "kernels.h"
 
-#define CHUNK_TILES 64
+#define CHUNK_TILES 32
 #define NP          36 /* positions of a transformed tile */
 #define MAX_SLOTS   16 /* as conv2d.c: the scratch size must not depend on the thread count */
 #define GRAIN       262144.0
