@@ -34,9 +34,9 @@ typedef struct {
 
 static const shape shapes[] = {
     {"square 1024", 0, 0, 1024, 1024, 1024},
-    {"unet winograd fwd 28x28 96->32", 0, 0, 32, 63, 96},
-    {"unet winograd dw 28x28 96->32", 0, 1, 32, 96, 63},
-    {"unet winograd fwd 14x14 64->64", 0, 0, 64, 64, 64},
+    {"unet winograd fwd 28x28 96->32", 0, 0, 32, 28, 96},
+    {"unet winograd dw 28x28 96->32", 0, 1, 32, 96, 28},
+    {"unet winograd fwd 14x14 64->64", 0, 0, 64, 32, 64},
     {"lenet conv1 fwd (im2col 6x25)", 0, 0, 6, 784, 25},
     {"lenet conv2 fwd (im2col 16x150)", 0, 0, 16, 100, 150},
     {"lenet conv2 dcol", 1, 0, 150, 100, 16},
