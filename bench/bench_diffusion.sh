@@ -6,14 +6,17 @@
 #   2 threads: dtrain best of 1 rank x 2 threads and  vs torch best of (torch, OpenBLAS) threads
 #              2 ranks x 1 thread (mpirun)               in {(2,1), (1,2), (2,2)}
 # Each setting runs REPEATS times for STEPS optimizer steps; the best images/s counts. Only the
-# training loop is timed: dtrain's summary.json images_per_s counts time inside steps (its first
-# step included), PyTorch excludes a few warm-up steps and the up-front data load.
+# training loop is timed, warm-up excluded on both sides: PyTorch skips a few warm-up steps
+# and the up-front data load; dtrain's rate is taken from its step records (every 5 steps)
+# after the first record (its first steps start the thread pool and, without mpirun, share
+# the cores with Open MPI's singleton daemon starting up).
 #
 #   bench/bench_diffusion.sh [STEPS=40] [REPEATS=2]
 set -euo pipefail
 shopt -s inherit_errexit # a failed run inside $(...) stops the benchmark
 cd "$(dirname "$0")/.."
 STEPS=${1:-40}
+[ "$STEPS" -ge 10 ] || { echo "bench_diffusion: STEPS must be at least 10 (5 are warm-up)" >&2; exit 2; }
 REPEATS=${2:-2}
 PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -25,7 +28,7 @@ trap 'rm -rf "$TMP"' EXIT
 # Keep dtrain's wall time on training: evaluation only at epoch ends (never reached in a short
 # run) and on a 1-image subset, no preview sampling at the end, no step lines.
 DTRAIN_KEYS=(--max_steps "$STEPS" --eval_interval 0 --eval_images 1 --preview_per_label 0
-             --log_interval 0 --data data/mnist.h5)
+             --log_interval 5 --data data/mnist.h5)
 
 num() { grep -o "\"$2\": [-0-9.eE+]*" "$1" | head -n 1 | sed 's/.*: //'; }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
@@ -39,7 +42,10 @@ dtrain_run() { # RANKS THREADS → images/s
         mpirun --oversubscribe -np "$1" build/dtrain diffusion --threads "$2" "${DTRAIN_KEYS[@]}" \
             --out "$out" >/dev/null
     fi
-    num "$out/summary.json" images_per_s
+    # images over time of the step records after the first (images_per_s, ms_per_step)
+    sed -n 's/.*"images_per_s": \([-0-9.eE+]*\), "ms_per_step": \([-0-9.eE+]*\).*/\1 \2/p' \
+        "$out/metrics.jsonl" |
+        awk 'NR > 1 { n += $1 * $2; t += $2 } END { if (t > 0) printf "%.1f\n", n / t; else print 0 }'
 }
 
 torch_run() { # TORCH_THREADS OPENBLAS_THREADS → images/s
