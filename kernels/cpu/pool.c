@@ -147,9 +147,10 @@ static void pool_grad_rows_staged(float *dinp, const float *dout, const float *i
     /* dout copied so the runs may read past its last row */
     memcpy(g, dout, (size_t)nr * OW * sizeof(float));
     memset(g + (size_t)nr * OW, 0, RUN * sizeof(float));
-    /* Each output row's share for its top and bottom pair rows, in rows padded to whole runs
-     * (runs that overshoot into the next row of a shared buffer were miscompiled by GCC 12's
-     * vectorizer for AVX2; tests/test_kernels_pool caught it under -march=x86-64-v3). */
+    /* Each output row's share for its top and bottom pair rows, in rows padded to whole runs.
+     * The earlier form, runs overshooting into the next row of one shared buffer, gave wrong
+     * gradients when built by GCC 12 for AVX2 (-march=x86-64-v3; tests/test_kernels_pool); the
+     * cause was not pinned down, this form is right under both builds. */
     for (int q = 0; q < nr; q++) {
         const float *t = hm + (size_t)2 * q * OW, *b = t + OW, *gq = g + (size_t)q * OW;
         float *gt = top + (size_t)q * OWr, *gb = bot + (size_t)q * OWr;
