@@ -29,11 +29,8 @@
 #pragma GCC optimize("fp-contract=fast")
 
 #include <string.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
-#include "cpu.h"
+#include "cpu.h" /* with <immintrin.h> where the target has AVX-512 */
 #include "kernels.h"
 
 #define CHUNK_TILES 32
@@ -95,6 +92,7 @@ typedef struct {
     int rows;       /* tile rows per chunk */
     int imgs;       /* images staged together (a group) */
     int cmax;       /* max(C, OC): channels on either side (dx swaps them) */
+    size_t packed;  /* floats of one packed U_xi, OC x C or C x OC (kc_packed_a_floats) */
 } wshape;
 
 static wshape wshape_of(int B, int C, int H, int W, int OC) {
@@ -106,6 +104,8 @@ static wshape wshape_of(int B, int C, int H, int W, int OC) {
     s.rows = CHUNK_TILES / s.TW > 0 ? CHUNK_TILES / s.TW : 1;
     s.imgs = CHUNK_TILES / (s.TH * s.TW) > 0 ? CHUNK_TILES / (s.TH * s.TW) : 1;
     s.cmax = C > OC ? C : OC;
+    size_t a = kc_packed_a_floats(OC, C), b = kc_packed_a_floats(C, OC);
+    s.packed = kc_round16(a > b ? a : b);
     return s;
 }
 
@@ -139,12 +139,8 @@ static size_t slot_floats(const wshape *s) {
 /* the transformed filter, shared by the threads: [NP][OC][C], or [NP][C][OC] for dx */
 static size_t U_floats(const wshape *s) { return kc_round16(NP * (size_t)s->OC * s->C); }
 static size_t flip_floats(const wshape *s) { return kc_round16((size_t)s->OC * s->C * 9); }
-/* U_xi packed for the GEMMs once per call (kc_pack_a), for O x I = OC x C or C x OC */
-static size_t packed_one(const wshape *s) {
-    size_t a = kc_packed_a_floats(s->OC, s->C), b = kc_packed_a_floats(s->C, s->OC);
-    return kc_round16(a > b ? a : b);
-}
-static size_t packed_floats(const wshape *s) { return NP * packed_one(s); }
+/* U_xi packed for the GEMMs once per call (kc_pack_a) */
+static size_t packed_floats(const wshape *s) { return NP * s->packed; }
 
 static wslot slot_at(float *scratch, const wshape *s, int i) {
     wslot sl;
@@ -354,8 +350,6 @@ static size_t plane_stride(const wshape *s) { return (size_t)s->cmax * 4 * s->PR
 
 /* ---- the transforms vectorized over 16 consecutive tiles of a chunk --------------------- */
 #ifdef __AVX512F__
-#include <immintrin.h>
-
 /* Where 16 consecutive chunk tiles lie in the planes: lanes in mask[i] belong to one tile
  * row, and lane l of them reads (row base + off[i])[l]; the row base is the tile's plane row
  * 4ty, column tx = 0, in image q / TH of the group. */
@@ -397,14 +391,10 @@ static inline __m512 seg_load(const float *base, const tile_segs *sg, ptrdiff_t 
     return v;
 }
 
-static inline __mmask16 first_lanes(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 /* V[xi][c][j0 .. j0+16) for C channels: B^T d B */
 static void input_transform16(float *V, const float *planes, int C, const tile_segs *sg, int j0,
                               int nt, const wshape *s) {
-    __mmask16 keep = first_lanes(nt - j0);
+    __mmask16 keep = kc_lanes(nt - j0);
     size_t xs = (size_t)C * nt, PC = (size_t)s->PC, ph = (size_t)s->PR * s->PC;
     for (int c = 0; c < C; c++) {
         const float *P = planes + (size_t)c * 4 * ph;
@@ -426,7 +416,7 @@ static void input_transform16(float *V, const float *planes, int C, const tile_s
 /* dM[xi][c][j0 .. j0+16) for C channels: A dY A^T, from dout staged with padding 1 */
 static void grad_transform16(float *dM, const float *planes, int C, const tile_segs *sg, int j0,
                              int nt, const wshape *s) {
-    __mmask16 keep = first_lanes(nt - j0);
+    __mmask16 keep = kc_lanes(nt - j0);
     size_t xs = (size_t)C * nt, PC = (size_t)s->PC, ph = (size_t)s->PR * s->PC;
     for (int c = 0; c < C; c++) {
         const float *P = planes + (size_t)c * 4 * ph;
@@ -456,7 +446,7 @@ static inline void interleave2(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {
 /* out = A^T M A (+ bias) for chunk tiles j0 .. j0+16 of group g0, O channels */
 static void output_transform16(float *out, const float *M, const float *bias, int O,
                                const tile_segs *sg, int j0, int nt, int g0, const wshape *s) {
-    __mmask16 keep = first_lanes(nt - j0);
+    __mmask16 keep = kc_lanes(nt - j0);
     size_t xs = (size_t)O * nt;
     int H = s->H, W = s->W;
     float buf[4][64] __attribute__((aligned(64))); /* output row i of the 16 tiles, interleaved */
@@ -499,7 +489,7 @@ static void output_transform16(float *out, const float *M, const float *bias, in
                 for (int h = 0; h < 4; h++) {
                     int a = f0 > 16 * h ? f0 : 16 * h, z = f0 + w < 16 * h + 16 ? f0 + w : 16 * h + 16;
                     if (a >= z) continue;
-                    __mmask16 mk = (__mmask16)(first_lanes(z - 16 * h) & ~first_lanes(a - 16 * h));
+                    __mmask16 mk = (__mmask16)(kc_lanes(z - 16 * h) & ~kc_lanes(a - 16 * h));
                     float *dst = (float *)(rowp + (uintptr_t)((ptrdiff_t)(16 * h - f0) *
                                                               (ptrdiff_t)sizeof(float)));
                     _mm512_mask_storeu_ps(dst, mk, _mm512_load_ps(buf[i] + 16 * h));
@@ -579,7 +569,7 @@ static void emit_chunk(float *out, const float *M, const float *bias, int OC,
 static void pack_filters(float *Up, const float *U, int O, int I, int x0, int x1,
                          const wshape *s) {
     for (int xi = x0; xi < x1; xi++)
-        kc_pack_a(Up + xi * packed_one(s), 0, O, I, U + (size_t)xi * O * I, I);
+        kc_pack_a(Up + xi * s->packed, 0, O, I, U + (size_t)xi * O * I, I);
 }
 
 /* out[b] = conv(in[b]) (+ bias) for b in [b0, b1): in has C channels, out O, Up = U
@@ -594,7 +584,7 @@ static void convolve_images(float *out, const float *in, const float *Up, const 
             int nt = (k.q1 - k.q0) * s->TW;
             transform_chunk(sl->V, sl->planes, C, &k, INPUT_TRANSFORM, s);
             for (int xi = 0; xi < NP; xi++)
-                kc_sgemm_packed(O, nt, C, Up + xi * packed_one(s), sl->V + (size_t)xi * C * nt, nt,
+                kc_sgemm_packed(O, nt, C, Up + xi * s->packed, sl->V + (size_t)xi * C * nt, nt,
                                 0, 0.0f, sl->M + (size_t)xi * O * nt, nt);
             emit_chunk(out, sl->M, bias, O, &k, g0, s);
         }
@@ -626,7 +616,7 @@ static void backward_images(float *dU, float *dinp, const float *dout, const flo
                            what the previous tiles' masked stores just wrote, which stalls */
                 transform_chunk(sl->V, sl->planes2, OC, &k, INPUT_TRANSFORM, s);
                 for (int xi = 0; xi < NP; xi++)
-                    kc_sgemm_packed(C, nt, OC, Up + xi * packed_one(s), sl->V + (size_t)xi * OC * nt,
+                    kc_sgemm_packed(C, nt, OC, Up + xi * s->packed, sl->V + (size_t)xi * OC * nt,
                                     nt, 0, 0.0f, sl->M + (size_t)xi * C * nt, nt);
                 emit_chunk(sl->acc, sl->M, NULL, C, &k, 0, s);
             }

@@ -12,6 +12,14 @@
 #define DTRAIN_KERNELS_CPU_H
 
 #include <stddef.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* lanes [0, n) of a 16-lane vector, n clamped to [0, 16] */
+static inline __mmask16 kc_lanes(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+#endif
 
 /* KC_OMP(omp parallel ...) opens a region; without OpenMP it vanishes and the block runs
  * once, as thread 0 of 1, so the same body serves both builds. */

@@ -19,10 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cpu.h"
+#include "cpu.h" /* with <immintrin.h> where the target has AVX-512 */
 
 #ifdef __AVX512F__
-#include <immintrin.h>
 
 #define MR 12   /* rows of the C tile: broadcasts of A */
 #define NR 32   /* columns of the C tile: two zmm of B */
@@ -65,11 +64,6 @@ static inline int min_int(int a, int b) { return a < b ? a : b; }
  * where 12 + 1..4 would leave a tile of 4 rows (half the FMAs per load of a full one). */
 static inline int tile_rows(int left) { return left > 12 && left <= 16 ? 8 : min_int(MR, left); }
 
-/* lanes [0, n) of a 16-lane vector, n clamped to [0, 16] */
-static inline __mmask16 lanes(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
-
 /* ---- packing -------------------------------------------------------------------------- */
 
 /* 16 rows of 16 floats r[0..15] transposed in place: r[i][j] becomes r[j][i]. */
@@ -105,7 +99,7 @@ static void pack_a(float *restrict dst, const float *A, int lda, int ta, int i0,
     for (int ir = 0, m; ir < mc; ir += m, dst += (size_t)MR * kc) {
         m = tile_rows(mc - ir);
         if (ta) { /* op(A)[i,k] = A[k*lda + i]: each k is a contiguous run of rows */
-            __mmask16 mask = lanes(m);
+            __mmask16 mask = kc_lanes(m);
             const float *s = A + (size_t)p0 * lda + i0 + ir;
             for (int k = 0; k < kc; k++, s += lda)
                 _mm512_mask_storeu_ps(dst + (size_t)k * MR, 0x0FFF,
@@ -115,7 +109,7 @@ static void pack_a(float *restrict dst, const float *A, int lda, int ta, int i0,
         /* op(A)[i,k] = A[i*lda + k]: each row is a run of k; 16 x 16 blocks transposed, of
          * which the first MR rows are kept */
         for (int k0 = 0; k0 < kc; k0 += 16) {
-            __mmask16 km = lanes(kc - k0);
+            __mmask16 km = kc_lanes(kc - k0);
             __m512 r[16];
             for (int i = 0; i < 16; i++)
                 r[i] = i < m ? _mm512_maskz_loadu_ps(km, A + (size_t)(i0 + ir + i) * lda + p0 + k0)
@@ -135,7 +129,7 @@ static void pack_b(float *restrict dst, const float *B, int ldb, int tb, int j0,
     for (int jr = 0; jr < nc; jr += NR, dst += (size_t)NR * kc) {
         int n = min_int(NR, nc - jr);
         if (!tb) { /* op(B)[k,j] = B[k*ldb + j]: each k is a contiguous run of columns */
-            __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
+            __mmask16 m0 = kc_lanes(n), m1 = kc_lanes(n - 16);
             const float *s = B + (size_t)p0 * ldb + j0 + jr;
             for (int k = 0; k < kc; k++, s += ldb) {
                 _mm512_store_ps(dst + (size_t)k * NR, _mm512_maskz_loadu_ps(m0, s));
@@ -146,7 +140,7 @@ static void pack_b(float *restrict dst, const float *B, int ldb, int tb, int j0,
         /* op(B)[k,j] = B[j*ldb + k]: each column is a run of k; 16 x 16 blocks transposed */
         for (int g = 0; g < NR; g += 16)
             for (int k0 = 0; k0 < kc; k0 += 16) {
-                __mmask16 km = lanes(kc - k0);
+                __mmask16 km = kc_lanes(kc - k0);
                 __m512 r[16];
                 for (int c = 0; c < 16; c++)
                     r[c] = g + c < n ? _mm512_maskz_loadu_ps(
@@ -182,7 +176,7 @@ static void pixel_segments(pixel_segs *sg, const kc_cols *v, int p, int n) {
     sg->n = 0;
     for (int j = 0; j < n; y++, x = 0) {
         int run = min_int(v->OW - x, n - j);
-        sg->mask[sg->n] = (__mmask16)(lanes(j + run) & ~lanes(j));
+        sg->mask[sg->n] = (__mmask16)(kc_lanes(j + run) & ~kc_lanes(j));
         sg->off[sg->n] = (ptrdiff_t)y * v->PW + x - j;
         sg->n++;
         j += run;
@@ -274,7 +268,7 @@ micro(int kc, const float *restrict pa, const float *restrict pb, float *c, int 
             if (wide) acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
         }
     }
-    __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
+    __mmask16 m0 = kc_lanes(n), m1 = kc_lanes(n - 16);
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 12
     for (int i = 0; i < R; i++) {
