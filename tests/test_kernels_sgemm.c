@@ -8,16 +8,13 @@
 #include <string.h>
 
 #include "cpu/cpu.h"
+#include "gradcheck.h"
 #include "kernels.h"
 
-static float value(unsigned *state) {
-    *state = *state * 1664525u + 1013904223u;
-    return (float)(*state >> 8) / (float)(1u << 23) - 1.0f;
-}
-
-static float *filled(size_t n, unsigned *state) {
+/* n floats uniform in [-1, 1), each call of a test from the next seed */
+static float *filled(size_t n, unsigned *seed) {
     float *p = kernels_alloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = value(state);
+    gc_fill_uniform(p, n, (*seed)++, -1.0f, 1.0f);
     return p;
 }
 
