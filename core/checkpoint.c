@@ -827,6 +827,12 @@ struct ckpt {
     size_t scratch_len;
     char *err;
     size_t errlen;
+    /* datasets under each top-level group, tallied while opening verifies them */
+    struct {
+        char name[64];
+        long n;
+    } groups[32];
+    int ngroups, cur_group; /* cur_group: the tally of the group being walked, or -1 */
 };
 
 static int c_fail_h5(ckpt *c, const char *op, const char *object) {
@@ -1174,8 +1180,19 @@ static int verify_group(ckpt *c, hid_t grp, const char *prefix, int depth) {
         if (obj < 0) return c_fail_h5(c, "open", path);
         H5I_type_t kind = H5Iget_type(obj);
         int rc = 0;
+        if (kind == H5I_GROUP && depth == 0) { /* a new tally, for ckpt_count */
+            int g = c->ngroups < 32 && strlen(name) < sizeof c->groups[0].name ? c->ngroups++ : -1;
+            if (g >= 0) {
+                strcpy(c->groups[g].name, name);
+                c->groups[g].n = 0;
+            }
+            c->cur_group = g;
+        }
         if (kind == H5I_GROUP && depth < 16) rc = verify_group(c, obj, path, depth + 1);
-        else if (kind == H5I_DATASET) rc = verify_dataset(c, obj, path);
+        else if (kind == H5I_DATASET) {
+            rc = verify_dataset(c, obj, path);
+            if (depth > 0 && c->cur_group >= 0) c->groups[c->cur_group].n++;
+        }
         H5Oclose(obj);
         if (rc) return -1;
     }
@@ -1268,45 +1285,10 @@ int ckpt_has(const ckpt *c, const char *group, const char *name) {
     return yes;
 }
 
-/* datasets under grp, recursively (groups at most 16 deep); -1 on an HDF5 error */
-static long count_datasets(hid_t grp, int depth) {
-    H5G_info_t gi;
-    if (H5Gget_info(grp, &gi) < 0) return -1;
-    long n = 0;
-    for (hsize_t i = 0; i < gi.nlinks && n >= 0; i++) {
-        char name[1024];
-        if (H5Lget_name_by_idx(grp, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                               H5P_DEFAULT) < 0)
-            return -1;
-        hid_t obj = H5Oopen(grp, name, H5P_DEFAULT);
-        if (obj < 0) return -1;
-        H5I_type_t kind = H5Iget_type(obj);
-        if (kind == H5I_DATASET) n++;
-        else if (kind == H5I_GROUP && depth < 16) {
-            long sub = count_datasets(obj, depth + 1);
-            n = sub < 0 ? -1 : n + sub;
-        }
-        H5Oclose(obj);
-    }
-    return n;
-}
-
 long ckpt_count(const ckpt *c, const char *group) {
-    char gpath[PATH_LEN];
-    if (!valid_name(group)) return -1;
-    snprintf(gpath, sizeof gpath, "/%s", group);
-    h5_quiet q;
-    quiet_begin(&q);
-    long n = -1;
-    if (H5Lexists(c->file, gpath, H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(c->file, gpath, H5P_DEFAULT);
-        if (g >= 0) {
-            n = count_datasets(g, 0);
-            H5Gclose(g);
-        }
-    }
-    quiet_end(&q);
-    return n;
+    for (int g = 0; g < c->ngroups; g++)
+        if (strcmp(c->groups[g].name, group) == 0) return c->groups[g].n;
+    return -1;
 }
 
 /* 0 when ds has exactly t's shape; otherwise the message names both shapes. */
