@@ -184,14 +184,28 @@ static void pixel_segments(pixel_segs *sg, const kc_cols *v, int p, int n) {
 }
 
 /* 16 consecutive pixels of the columns row whose image row starts at base. The address of a
- * segment may lie before base; only its own lanes are read (masked loads do not fault). */
-static inline __m512 pixels16(const float *base, const pixel_segs *sg) {
+ * segment may lie before base; only its own lanes are read (masked loads do not fault).
+ * nseg is sg->n, a constant where the callers specialize on it (below), so that the loop
+ * unrolls and its masks stay in registers. */
+static inline __attribute__((always_inline)) __m512 pixels16(const float *base, const pixel_segs *sg,
+                                                             const int nseg) {
     __m512 v = _mm512_setzero_ps();
-    for (int s = 0; s < sg->n; s++)
+    for (int s = 0; s < nseg; s++)
         v = _mm512_mask_loadu_ps(v, sg->mask[s], (const float *)((uintptr_t)base +
                                                                    sg->off[s] * (ptrdiff_t)sizeof(float)));
     return v;
 }
+
+/* Calls BODY with NSEG a constant for the common segment counts (16 pixels span 1 to 4 image
+ * rows for rows of 4 pixels or more), a variable otherwise. */
+#define WITH_NSEG(n, BODY)                                                                      \
+    switch (n) {                                                                                \
+    case 1: { const int NSEG = 1; BODY; } break;                                               \
+    case 2: { const int NSEG = 2; BODY; } break;                                               \
+    case 3: { const int NSEG = 3; BODY; } break;                                               \
+    case 4: { const int NSEG = 4; BODY; } break;                                               \
+    default: { const int NSEG = n; BODY; } break;                                              \
+    }
 
 /* offset in pad of columns row r = (c, ky, kx): where its pixel (0, 0) reads */
 static inline size_t row_offset(const kc_cols *v, int r) {
@@ -199,19 +213,19 @@ static inline size_t row_offset(const kc_cols *v, int r) {
     return ((size_t)c * v->PH + ky) * v->PW + kx;
 }
 
-/* As pack_b, with op(B) = the columns: k = row, j = pixel. */
+/* As pack_b, with op(B) = the columns: k = row, j = pixel; each panel's two halves of 16
+ * pixels are filled in turn. */
 static void pack_cols(float *restrict dst, const kc_cols *v, int j0, int nc, int p0, int kc) {
     size_t roff[KC];
     for (int k = 0; k < kc; k++) roff[k] = row_offset(v, p0 + k);
     for (int jr = 0; jr < nc; jr += NR, dst += (size_t)NR * kc) {
         int n = min_int(NR, nc - jr);
-        pixel_segs s0, s1;
-        pixel_segments(&s0, v, j0 + jr, min_int(16, n));
-        pixel_segments(&s1, v, j0 + jr + 16, n - 16);
-        for (int k = 0; k < kc; k++) {
-            const float *base = v->pad + roff[k];
-            _mm512_store_ps(dst + (size_t)k * NR, pixels16(base, &s0));
-            _mm512_store_ps(dst + (size_t)k * NR + 16, pixels16(base, &s1));
+        for (int h = 0; h < 2; h++) {
+            pixel_segs sg;
+            pixel_segments(&sg, v, j0 + jr + 16 * h, min_int(16, n - 16 * h));
+            float *d = dst + 16 * h;
+            WITH_NSEG(sg.n, for (int k = 0; k < kc; k++)
+                                _mm512_store_ps(d + (size_t)k * NR, pixels16(v->pad + roff[k], &sg, NSEG)))
         }
     }
 }
@@ -224,11 +238,14 @@ static void pack_cols_t(float *restrict dst, const kc_cols *v, int j0, int nc, i
         int n = min_int(NR, nc - jr);
         for (int g = 0; g < NR; g += 16) {
             size_t roff[16];
-            for (int c = 0; c < 16 && g + c < n; c++) roff[c] = row_offset(v, j0 + jr + g + c);
+            int rows_here = min_int(16, n - g);
+            for (int c = 0; c < 16; c++) roff[c] = c < rows_here ? row_offset(v, j0 + jr + g + c) : 0;
             for (int k0 = 0; k0 < kc; k0 += 16) {
+                const pixel_segs *sg = &segs[k0 / 16];
                 __m512 r[16];
-                for (int c = 0; c < 16; c++)
-                    r[c] = g + c < n ? pixels16(v->pad + roff[c], &segs[k0 / 16]) : _mm512_setzero_ps();
+                WITH_NSEG(sg->n, for (int c = 0; c < 16; c++) r[c] = c < rows_here
+                                                                         ? pixels16(v->pad + roff[c], sg, NSEG)
+                                                                         : _mm512_setzero_ps())
                 transpose16(r);
                 int rows = min_int(16, kc - k0);
                 for (int k = 0; k < rows; k++) _mm512_store_ps(dst + (size_t)(k0 + k) * NR + g, r[k]);
