@@ -472,21 +472,16 @@ grad_transform16_n(float *dM, const float *planes, int C, const tile_segs *sg, i
     }
 }
 
-/* the two transforms with the segment count a constant for the common counts, 1 to 4 (rows
- * of 4 tiles or more; 7 x 7 images, 8 segments of 2 tiles, measured no faster so) */
-#define SEG_SPECIALIZED(name)                                                                   \
-    static void name(float *dst, const float *planes, int C, const tile_segs *sg, int j0,      \
-                     int nt, const wshape *s) {                                                 \
-        switch (sg->n) {                                                                        \
-        case 1: name##_n(dst, planes, C, sg, j0, nt, s, 1); break;                              \
-        case 2: name##_n(dst, planes, C, sg, j0, nt, s, 2); break;                              \
-        case 3: name##_n(dst, planes, C, sg, j0, nt, s, 3); break;                              \
-        case 4: name##_n(dst, planes, C, sg, j0, nt, s, 4); break;                              \
-        default: name##_n(dst, planes, C, sg, j0, nt, s, sg->n); break;                         \
-        }                                                                                       \
-    }
-SEG_SPECIALIZED(input_transform16)
-SEG_SPECIALIZED(grad_transform16)
+/* the two transforms with the segment count a constant where it is 1 to 4 (7 x 7 images
+ * have 8 segments of 2 tiles; specializing on 8 measured no faster) */
+static void input_transform16(float *V, const float *planes, int C, const tile_segs *sg, int j0,
+                              int nt, const wshape *s) {
+    KC_WITH_NSEG(sg->n, input_transform16_n(V, planes, C, sg, j0, nt, s, NSEG))
+}
+static void grad_transform16(float *dM, const float *planes, int C, const tile_segs *sg, int j0,
+                             int nt, const wshape *s) {
+    KC_WITH_NSEG(sg->n, grad_transform16_n(dM, planes, C, sg, j0, nt, s, NSEG))
+}
 
 /* 16 floats each of a and b interleaved: a0 b0 a1 b1 ..., as lo (0-7) and hi (8-15) */
 static inline void interleave2(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {

@@ -19,6 +19,19 @@
 static inline __mmask16 kc_lanes(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
+
+/* Runs BODY with NSEG a constant for the common counts of row segments that 16 consecutive
+ * lanes of an image span (1 to 4, for rows of 4 pixels or tiles or more), a variable
+ * otherwise: the gathers over segments (im2col packing, Winograd's tile transforms) then
+ * unroll with their masks held in registers. */
+#define KC_WITH_NSEG(n, BODY)                                                                  \
+    switch (n) {                                                                               \
+    case 1: { const int NSEG = 1; BODY; } break;                                              \
+    case 2: { const int NSEG = 2; BODY; } break;                                              \
+    case 3: { const int NSEG = 3; BODY; } break;                                              \
+    case 4: { const int NSEG = 4; BODY; } break;                                              \
+    default: { const int NSEG = n; BODY; } break;                                             \
+    }
 #endif
 
 /* KC_OMP(omp parallel ...) opens a region; without OpenMP it vanishes and the block runs

@@ -185,7 +185,7 @@ static void pixel_segments(pixel_segs *sg, const kc_cols *v, int p, int n) {
 
 /* 16 consecutive pixels of the columns row whose image row starts at base. The address of a
  * segment may lie before base; only its own lanes are read (masked loads do not fault).
- * nseg is sg->n, a constant where the callers specialize on it (below), so that the loop
+ * nseg is sg->n, a constant where the callers specialize on it (KC_WITH_NSEG), so that the loop
  * unrolls and its masks stay in registers. */
 static inline __attribute__((always_inline)) __m512 pixels16(const float *base, const pixel_segs *sg,
                                                              const int nseg) {
@@ -195,17 +195,6 @@ static inline __attribute__((always_inline)) __m512 pixels16(const float *base, 
                                                                    sg->off[s] * (ptrdiff_t)sizeof(float)));
     return v;
 }
-
-/* Calls BODY with NSEG a constant for the common segment counts (16 pixels span 1 to 4 image
- * rows for rows of 4 pixels or more), a variable otherwise. */
-#define WITH_NSEG(n, BODY)                                                                      \
-    switch (n) {                                                                                \
-    case 1: { const int NSEG = 1; BODY; } break;                                               \
-    case 2: { const int NSEG = 2; BODY; } break;                                               \
-    case 3: { const int NSEG = 3; BODY; } break;                                               \
-    case 4: { const int NSEG = 4; BODY; } break;                                               \
-    default: { const int NSEG = n; BODY; } break;                                              \
-    }
 
 /* offset in pad of columns row r = (c, ky, kx): where its pixel (0, 0) reads */
 static inline size_t row_offset(const kc_cols *v, int r) {
@@ -224,7 +213,7 @@ static void pack_cols(float *restrict dst, const kc_cols *v, int j0, int nc, int
             pixel_segs sg;
             pixel_segments(&sg, v, j0 + jr + 16 * h, min_int(16, n - 16 * h));
             float *d = dst + 16 * h;
-            WITH_NSEG(sg.n, for (int k = 0; k < kc; k++)
+            KC_WITH_NSEG(sg.n, for (int k = 0; k < kc; k++)
                                 _mm512_store_ps(d + (size_t)k * NR, pixels16(v->pad + roff[k], &sg, NSEG)))
         }
     }
@@ -243,7 +232,7 @@ static void pack_cols_t(float *restrict dst, const kc_cols *v, int j0, int nc, i
             for (int k0 = 0; k0 < kc; k0 += 16) {
                 const pixel_segs *sg = &segs[k0 / 16];
                 __m512 r[16];
-                WITH_NSEG(sg->n, for (int c = 0; c < 16; c++) r[c] = c < rows_here
+                KC_WITH_NSEG(sg->n, for (int c = 0; c < 16; c++) r[c] = c < rows_here
                                                                          ? pixels16(v->pad + roff[c], sg, NSEG)
                                                                          : _mm512_setzero_ps())
                 transpose16(r);
