@@ -200,6 +200,15 @@ static void flip_filter(float *wflip, const float *w, int O, int I, int i0, int 
                 wflip[((size_t)i * O + o) * 9 + k] = w[((size_t)o * I + i) * 9 + 8 - k];
 }
 
+#ifdef __AVX512F__
+/* lane 0 = prev's lane 15, lanes 1-15 = v's lanes 0-14: a row held in consecutive vectors,
+ * shifted right by one float */
+static inline __m512 shift_in_last(__m512 v, __m512 prev) {
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(v), _mm512_castps_si512(prev), 15));
+}
+#endif
+
 /* Planes of image x[C][H][W] shifted by pad (0 or 1): P_f[c][r][k] = x[c][r-pad][4k+f-pad]
  * for phases f = 0..3, zero outside the image, for r < PR and k < PC. Each row is split by
  * phase from four vectors of its padded columns: loaded straight into registers where the
@@ -234,17 +243,14 @@ static void stage_planes(float *planes, const float *x, int C, int H, int W, int
                      * issued wholly past it), shifted right by pad lanes across the four */
                     __m512 x4[4];
                     for (int q = 0; q < 4; q++)
-                        x4[q] = 16 * q < W ? _mm512_maskz_loadu_ps(kc_lanes(W - 16 * q), xrow + 16 * q)
-                                           : _mm512_setzero_ps();
+                        x4[q] = 16 * q < W
+                                    ? _mm512_maskz_loadu_ps(kc_lanes(W - 16 * q), xrow + 16 * q)
+                                    : _mm512_setzero_ps();
                     if (pad) {
-                        __m512i z = _mm512_setzero_si512();
-                        t0 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x4[0]), z, 15));
-                        t1 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x4[1]),
-                                                                     _mm512_castps_si512(x4[0]), 15));
-                        t2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x4[2]),
-                                                                     _mm512_castps_si512(x4[1]), 15));
-                        t3 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(x4[3]),
-                                                                     _mm512_castps_si512(x4[2]), 15));
+                        t0 = shift_in_last(x4[0], _mm512_setzero_ps());
+                        t1 = shift_in_last(x4[1], x4[0]);
+                        t2 = shift_in_last(x4[2], x4[1]);
+                        t3 = shift_in_last(x4[3], x4[2]);
                     } else {
                         t0 = x4[0], t1 = x4[1], t2 = x4[2], t3 = x4[3];
                     }
