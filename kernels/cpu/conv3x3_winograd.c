@@ -209,13 +209,13 @@ static inline __m512 shift_in_last(__m512 v, __m512 prev) {
 }
 #endif
 
-/* Planes of image x[C][H][W] shifted by pad (0 or 1): P_f[c][r][k] = x[c][r-pad][4k+f-pad]
+/* Planes of image x[C][H][W] with a zero border of 1: P_f[c][r][k] = x[c][r-1][4k+f-1]
  * for phases f = 0..3, zero outside the image, for r < PR and k < PC. Each row is split by
  * phase from four vectors of its padded columns: loaded straight into registers where the
- * padded row fits in them (up to 63 columns), else laid out with its zero border in tmp
+ * padded row fits in one block of them (images up to 60 wide), else laid out with its zero border in tmp
  * first (whose tail stays zero); copying every row through tmp measured 6% slower overall
  * at 28 x 28 (the vector loads wait for the copy's stores). */
-static void stage_planes(float *planes, const float *x, int C, int H, int W, int pad,
+static void stage_planes(float *planes, const float *x, int C, int H, int W,
                          const wshape *s) {
     size_t ph = (size_t)s->PR * s->PC;
     int PC = s->PC, blocks = (PC + 15) / 16;
@@ -224,7 +224,7 @@ static void stage_planes(float *planes, const float *x, int C, int H, int W, int
     for (int c = 0; c < C; c++) {
         float *P = planes + (size_t)c * 4 * ph;
         for (int r = 0; r < s->PR; r++) {
-            int y = r - pad;
+            int y = r - 1;
             if (y < 0 || y >= H) {
                 for (int f = 0; f < 4; f++)
                     memset(P + f * ph + (size_t)r * PC, 0, (size_t)PC * sizeof(float));
@@ -238,24 +238,20 @@ static void stage_planes(float *planes, const float *x, int C, int H, int W, int
 #ifdef __AVX512F__
             for (int b = 0; b < blocks; b++) {
                 __m512 t0, t1, t2, t3;
-                if (blocks == 1 && W + pad <= 64) {
+                if (blocks == 1) {
                     /* the row straight into registers (loads past its end masked off, none
-                     * issued wholly past it), shifted right by pad lanes across the four */
+                     * issued wholly past it), shifted right by one lane across the four */
                     __m512 x4[4];
                     for (int q = 0; q < 4; q++)
                         x4[q] = 16 * q < W
                                     ? _mm512_maskz_loadu_ps(kc_lanes(W - 16 * q), xrow + 16 * q)
                                     : _mm512_setzero_ps();
-                    if (pad) {
-                        t0 = shift_in_last(x4[0], _mm512_setzero_ps());
-                        t1 = shift_in_last(x4[1], x4[0]);
-                        t2 = shift_in_last(x4[2], x4[1]);
-                        t3 = shift_in_last(x4[3], x4[2]);
-                    } else {
-                        t0 = x4[0], t1 = x4[1], t2 = x4[2], t3 = x4[3];
-                    }
+                    t0 = shift_in_last(x4[0], _mm512_setzero_ps());
+                    t1 = shift_in_last(x4[1], x4[0]);
+                    t2 = shift_in_last(x4[2], x4[1]);
+                    t3 = shift_in_last(x4[3], x4[2]);
                 } else {
-                    if (b == 0) memcpy(tmp + pad, xrow, (size_t)W * sizeof(float));
+                    if (b == 0) memcpy(tmp + 1, xrow, (size_t)W * sizeof(float));
                     const float *t = tmp + 64 * b;
                     t0 = _mm512_load_ps(t), t1 = _mm512_load_ps(t + 16);
                     t2 = _mm512_load_ps(t + 32), t3 = _mm512_load_ps(t + 48);
@@ -273,7 +269,7 @@ static void stage_planes(float *planes, const float *x, int C, int H, int W, int
                 }
             }
 #else
-            memcpy(tmp + pad, xrow, (size_t)W * sizeof(float));
+            memcpy(tmp + 1, xrow, (size_t)W * sizeof(float));
             for (int f = 0; f < 4; f++) {
                 float *restrict p = P + f * ph + (size_t)r * PC;
                 for (int k = 0; k < PC; k++) p[k] = tmp[4 * k + f];
@@ -560,11 +556,11 @@ static void output_transform16(float *out, const float *M, const float *bias, in
  * ..., its last image's row TH-1) go in chunks of s->rows, the tiles of a chunk in order. */
 
 /* images [g0, g1) of src (each C x H x W) staged into planes */
-static void stage_group(float *planes, const float *src, int C, int pad, int g0, int g1,
+static void stage_group(float *planes, const float *src, int C, int g0, int g1,
                         const wshape *s) {
     for (int img = g0; img < g1; img++)
         stage_planes(planes + (size_t)(img - g0) * plane_stride(s),
-                     src + (size_t)img * C * s->H * s->W, C, s->H, s->W, pad, s);
+                     src + (size_t)img * C * s->H * s->W, C, s->H, s->W, s);
 }
 
 #ifdef __AVX512F__
@@ -632,7 +628,7 @@ static void convolve_images(float *out, const float *in, const float *Up, const 
                             int O, wslot *sl, int b0, int b1, const wshape *s) {
     for (int g0 = b0; g0 < b1; g0 += s->imgs) {
         int g1 = g0 + s->imgs < b1 ? g0 + s->imgs : b1, nrows = (g1 - g0) * s->TH;
-        stage_group(sl->planes, in, C, 1, g0, g1, s);
+        stage_group(sl->planes, in, C, g0, g1, s);
         for (int q0 = 0; q0 < nrows; q0 += s->rows) {
             chunk k = {q0, q0 + s->rows < nrows ? q0 + s->rows : nrows};
             int nt = (k.q1 - k.q0) * s->TW;
@@ -654,8 +650,8 @@ static void backward_images(float *dU, float *dinp, const float *dout, const flo
     size_t per = (size_t)C * s->H * s->W;
     for (int g0 = b0; g0 < b1; g0 += s->imgs) {
         int g1 = g0 + s->imgs < b1 ? g0 + s->imgs : b1, nrows = (g1 - g0) * s->TH;
-        if (dU) stage_group(sl->planes, in, C, 1, g0, g1, s);
-        stage_group(sl->planes2, dout, OC, 1, g0, g1, s);
+        if (dU) stage_group(sl->planes, in, C, g0, g1, s);
+        stage_group(sl->planes2, dout, OC, g0, g1, s);
         for (int q0 = 0; q0 < nrows; q0 += s->rows) {
             chunk k = {q0, q0 + s->rows < nrows ? q0 + s->rows : nrows};
             int nt = (k.q1 - k.q0) * s->TW;
