@@ -5,10 +5,13 @@
  *  FWD_TOL 2e-5: each output is a float32 sum of C*K*K <= 150 products of O(1) numbers;
  *    its rounding error grows like sqrt(C*K*K) * eps_f32 * |partial sums|, a few 1e-6
  *    (2.4e-6 observed).
- *  GRAD_TOL 1e-3: the op is linear in inp, w and b, so the central difference has no
- *    truncation error; what is left is float32 rounding of the outputs a perturbation
- *    touches, ~eps_f32 * |L| / h, up to ~1e-4 for the larger shapes (9e-5 observed). A
- *    wrong index, flip or offset gives O(1) errors.
+ *  GRAD_TOL 1e-3 with H_STEP 0.1: the op is linear in inp, w and b, so the central
+ *    difference has no truncation error at any step, and a step of 0.1 rather than the usual
+ *    1e-2 divides the float32 rounding of the outputs a perturbation touches (~err_out / h)
+ *    by 10. That rounding is largest for Winograd F(4x4,3x3), whose outputs carry ~1e-5
+ *    error: with h = 1e-2 a layer with one output channel read 1.8e-3 (its gradients agree
+ *    with a double-precision reference to 7e-6). A wrong index, flip or offset gives O(1)
+ *    errors.
  *  ACC_TOL 1e-5: backward adds per-thread partial sums onto the existing gradient, so a
  *    second call rounds differently from 2x the first by a few eps_f32 of the sum.
  *  WINO_ACC_TOL 5e-5: the same for 3x3/pad-1 layers (Winograd F(4x4,3x3)), whose dw is summed
@@ -31,7 +34,7 @@
 #define GRAD_TOL 1e-3
 #define ACC_TOL  1e-5
 #define WINO_ACC_TOL 5e-5
-#define H_STEP   1e-2
+#define H_STEP   1e-1
 #define GUARD    64
 
 typedef struct {
@@ -41,12 +44,17 @@ typedef struct {
 /* odd sizes (N=3, C=5, OC=7), each padding regime, 1x1 (no im2col), non-square images,
  * rows of one, two and three 16-float runs, a kernel wider than the image, more images
  * than scratch slots, and LeNet's two layers; for Winograd (3x3, pad 1) also rows of more
- * than 16 tiles (W = 70) and a 1x1 image */
+ * than 16 tiles (W = 70) and a 1x1 image. One input or one output channel (K 3 or 5) takes
+ * the direct path on AVX-512 builds (conv2d_direct.c): there also blocks of 8 output
+ * channels and a remainder (OC = 11), a single output channel (8-row blocks) over an odd
+ * number of rows, and each padding from 0 to K - 1. */
 static const shape shapes[] = {
-    {2, 2, 7, 7, 3, 3, 1},  {2, 2, 7, 7, 3, 5, 2},   {2, 2, 7, 7, 3, 3, 0},   {3, 5, 6, 9, 7, 3, 1},
-    {3, 5, 5, 5, 7, 1, 0},  {2, 3, 4, 20, 2, 3, 1},  {2, 1, 3, 36, 2, 3, 1},  {1, 1, 2, 2, 1, 5, 2},
-    {20, 2, 5, 5, 3, 3, 1}, {2, 1, 28, 28, 6, 5, 2}, {3, 6, 14, 14, 16, 5, 0},
-    {1, 2, 5, 70, 3, 3, 1}, {2, 1, 1, 1, 2, 3, 1}};
+    {2, 2, 7, 7, 3, 3, 1},    {2, 2, 7, 7, 3, 5, 2},    {2, 2, 7, 7, 3, 3, 0},
+    {3, 5, 6, 9, 7, 3, 1},    {3, 5, 5, 5, 7, 1, 0},    {2, 3, 4, 20, 2, 3, 1},
+    {2, 1, 3, 36, 2, 3, 1},   {1, 1, 2, 2, 1, 5, 2},    {20, 2, 5, 5, 3, 3, 1},
+    {2, 1, 28, 28, 6, 5, 2},  {3, 6, 14, 14, 16, 5, 0}, {1, 2, 5, 70, 3, 3, 1},
+    {2, 1, 1, 1, 2, 3, 1},    {2, 1, 9, 19, 11, 3, 0},  {3, 6, 11, 21, 1, 3, 1},
+    {2, 4, 13, 17, 1, 5, 4},  {2, 1, 10, 33, 3, 5, 1},  {18, 3, 6, 7, 1, 3, 2}};
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
 typedef struct {
@@ -214,6 +222,10 @@ Test(conv2d, backward_matches_finite_differences) {
     check_grads((shape){1, 1, 2, 2, 1, 5, 2}, 1);
     check_grads((shape){1, 2, 5, 70, 3, 3, 1}, 2); /* Winograd rows of more than 16 tiles */
     check_grads((shape){20, 2, 5, 5, 3, 3, 1}, 2); /* Winograd chunks spanning images */
+    check_grads((shape){2, 1, 9, 19, 11, 3, 0}, 2); /* direct: one input channel */
+    check_grads((shape){3, 6, 11, 21, 1, 3, 1}, 2); /* direct: one output channel */
+    check_grads((shape){2, 4, 13, 17, 1, 5, 4}, 1); /* direct: pad K - 1 */
+    check_grads((shape){2, 1, 10, 33, 3, 5, 1}, 3);
 }
 
 /* worst |b - (a + c)| / max(1, |a + c|) */
@@ -282,6 +294,7 @@ Test(conv2d, null_gradients_skip_their_work_only) {
     kernels_set_threads(2);
     check_null_subsets((shape){3, 2, 7, 7, 3, 3, 1});
     check_null_subsets((shape){3, 5, 5, 5, 7, 1, 0});
+    check_null_subsets((shape){3, 4, 9, 11, 1, 3, 1}); /* direct */
 }
 
 Test(conv2d, deterministic_and_thread_count_independent_within_rounding) {

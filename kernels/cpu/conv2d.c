@@ -1,6 +1,7 @@
 /* conv2d.c: 2-D convolution (square kernel, stride 1, zero padding) as GEMMs over the
- * image's columns (im2col), image by image; 3x3 kernels with padding 1 go to Winograd
- * (conv3x3_winograd.c) instead.
+ * image's columns (im2col), image by image. Two shapes go elsewhere: layers with one input
+ * or one output channel to direct convolution (conv2d_direct.c, AVX-512 builds), other 3x3
+ * kernels with padding 1 to Winograd (conv3x3_winograd.c).
  *
  * Each thread takes a contiguous run of images and works in its own slot of the caller's
  * scratch: the image copied into a zero-bordered buffer, from which kc_sgemm_cols reads the
@@ -85,11 +86,14 @@ static conv_slot slot_at(float *scratch, const conv_shape *s, int i) {
     return sl;
 }
 
-/* 3x3 with padding 1, the U-Net's convolutions, go to Winograd F(2x2, 3x3) */
+/* 3x3 with padding 1, the U-Net's convolutions, go to Winograd F(4x4, 3x3) */
 static int winograd(int K, int pad) { return K == 3 && pad == 1; }
 
 size_t conv2d_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return 0;
+#ifdef __AVX512F__
+    if (conv_direct_applies(C, OC, K, pad)) return conv_direct_scratch_floats(B, C, H, W, OC, K, pad);
+#endif
     if (winograd(K, pad)) return winograd3x3_scratch_floats(B, C, H, W, OC);
     conv_shape s = shape_of(C, H, W, OC, K, pad);
     return (size_t)slots_for(B) * slot_floats(&s);
@@ -185,6 +189,12 @@ static void forward_images(float *out, const float *inp, const float *w, const f
 void conv2d_forward(float *out, const float *inp, const float *w, const float *b, float *scratch,
                     int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return;
+#ifdef __AVX512F__
+    if (conv_direct_applies(C, OC, K, pad)) {
+        conv_direct_forward(out, inp, w, b, scratch, B, C, H, W, OC, K, pad);
+        return;
+    }
+#endif
     if (winograd(K, pad)) {
         winograd3x3_forward(out, inp, w, b, scratch, B, C, H, W, OC);
         return;
@@ -259,6 +269,12 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
                      const float *w, float *scratch, int B, int C, int H, int W, int OC, int K,
                      int pad) {
     if (B <= 0 || (!dinp && !dw && !db)) return;
+#ifdef __AVX512F__
+    if (conv_direct_applies(C, OC, K, pad)) {
+        conv_direct_backward(dinp, dw, db, dout, inp, w, scratch, B, C, H, W, OC, K, pad);
+        return;
+    }
+#endif
     if (winograd(K, pad)) {
         winograd3x3_backward(dinp, dw, db, dout, inp, w, scratch, B, C, H, W, OC);
         return;

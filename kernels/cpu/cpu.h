@@ -112,8 +112,22 @@ void kc_sgemm_cols(int transposed, int M, const float *A, int lda, const kc_cols
                    float *C, int ldc, float *col);
 size_t kc_sgemm_cols_floats(const kc_cols *cols);
 
-/* 3x3 convolutions with padding 1 by Winograd F(2x2, 3x3) (conv3x3_winograd.c); conv2d
- * sends them there. Arguments as conv2d_forward/backward's with K = 3, pad = 1. */
+#ifdef __AVX512F__
+/* Direct convolutions (conv2d_direct.c, AVX-512 builds only) for layers with one input or one
+ * output channel, K = 3 or 5, pad <= K - 1 (conv_direct_applies says whether); conv2d sends
+ * them there first. Arguments as conv2d_forward/backward's. */
+int conv_direct_applies(int C, int OC, int K, int pad);
+size_t conv_direct_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad);
+void conv_direct_forward(float *out, const float *inp, const float *w, const float *b,
+                         float *scratch, int B, int C, int H, int W, int OC, int K, int pad);
+void conv_direct_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                          const float *w, float *scratch, int B, int C, int H, int W, int OC, int K,
+                          int pad);
+#endif
+
+/* 3x3 convolutions with padding 1 by Winograd F(4x4, 3x3) (conv3x3_winograd.c); conv2d
+ * sends the others of that shape there. Arguments as conv2d_forward/backward's with K = 3,
+ * pad = 1. */
 size_t winograd3x3_scratch_floats(int B, int C, int H, int W, int OC);
 void winograd3x3_forward(float *out, const float *inp, const float *w, const float *b,
                          float *scratch, int B, int C, int H, int W, int OC);
