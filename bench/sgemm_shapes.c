@@ -37,7 +37,6 @@ static const shape shapes[] = {
     {"unet winograd fwd 28x28 96->32", 0, 0, 32, 28, 96},
     {"unet winograd dw 28x28 96->32", 0, 1, 32, 96, 28},
     {"unet winograd fwd 14x14 64->64", 0, 0, 64, 32, 64},
-    {"lenet conv1 fwd (im2col 6x25)", 0, 0, 6, 784, 25},
     {"lenet conv2 fwd (im2col 16x150)", 0, 0, 16, 100, 150},
     {"lenet conv2 dcol", 1, 0, 150, 100, 16},
     {"mlp fc1 fwd (batch 32)", 0, 1, 32, 256, 784},
