@@ -100,7 +100,7 @@ static int direct_threads(int B, const dshape *s) {
  * zeroed once (zero_staged) and nothing else writes there */
 static void stage(float *restrict dst, const float *restrict src, const dshape *s) {
     for (int c = 0; c < s->C; c++)
-        for (int y = 0; y < s->H; y++) { /* rows are short: vector copies, not memcpy calls */
+        for (int y = 0; y < s->H; y++) { /* short rows: a masked vector copy or two each */
             float *d = dst + ((size_t)c * staged_rows(s) + y + s->pad) * s->PW + s->pad;
             const float *x = src + ((size_t)c * s->H + y) * s->W;
             __builtin_prefetch(x + 256); /* the input streams from memory (as in Winograd's) */
