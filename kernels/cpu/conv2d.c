@@ -35,7 +35,7 @@ typedef struct {
     int PH, PW;   /* padded input */
     int OH, OW;   /* output */
     int CKK, OHW; /* rows and columns of the columns */
-    int direct;   /* 1x1, no padding: the image is its own columns */
+    int pointwise; /* 1x1, no padding: the image is its own columns */
 } conv_shape;
 
 static conv_shape shape_of(int C, int H, int W, int OC, int K, int pad) {
@@ -46,7 +46,7 @@ static conv_shape shape_of(int C, int H, int W, int OC, int K, int pad) {
     s.OW = s.PW - K + 1;
     s.CKK = C * K * K;
     s.OHW = s.OH * s.OW;
-    s.direct = K == 1 && pad == 0;
+    s.pointwise = K == 1 && pad == 0;
     return s;
 }
 
@@ -68,7 +68,7 @@ static size_t dpad_floats(const conv_shape *s) {
     return kc_round16((size_t)s->C * s->PH * s->PW + RUN);
 }
 static size_t col_floats(const conv_shape *s) { /* col2im reads whole runs: RUN of slack */
-    return s->direct ? 0 : kc_round16((size_t)s->CKK * s->OHW + RUN);
+    return s->pointwise ? 0 : kc_round16((size_t)s->CKK * s->OHW + RUN);
 }
 static size_t slot_floats(const conv_shape *s) {
     return pad_floats(s) + dpad_floats(s) + col_floats(s) + kc_round16((size_t)s->OC * s->CKK) +
@@ -168,7 +168,7 @@ static int conv_threads(int B, const conv_shape *s) {
 /* out[b] = w . cols(inp[b]) + bias for images b in [b0, b1) */
 static void forward_images(float *out, const float *inp, const float *w, const float *b,
                            conv_slot *sl, const conv_shape *s, int b0, int b1) {
-    if (!s->direct) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
+    if (!s->pointwise) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
     kc_cols cols = cols_of_input(sl->pad, s);
     for (int i = b0; i < b1; i++) {
         const float *x = inp + (size_t)i * s->C * s->H * s->W;
@@ -177,7 +177,7 @@ static void forward_images(float *out, const float *inp, const float *w, const f
             for (int oc = 0; oc < s->OC; oc++)
                 for (int p = 0; p < s->OHW; p++) y[(size_t)oc * s->OHW + p] = b[oc];
         float beta = b ? 1.0f : 0.0f;
-        if (s->direct) {
+        if (s->pointwise) {
             kc_sgemm(0, 0, s->OC, s->OHW, s->CKK, 1.0f, w, s->CKK, x, s->OHW, beta, y, s->OHW);
             continue;
         }
@@ -227,7 +227,7 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
         for (int oc = 0; oc < s->OC; oc++)
             sl->db[oc] += kc_sum_lanes(dy + (size_t)oc * s->OHW, s->OHW);
     if (g->dw) {
-        if (s->direct) { /* dw[OC,C] += dy[OC,OHW] . x[C,OHW]^T */
+        if (s->pointwise) { /* dw[OC,C] += dy[OC,OHW] . x[C,OHW]^T */
             kc_sgemm(0, 1, s->OC, s->CKK, s->OHW, 1.0f, dy, s->OHW, x, s->OHW, 1.0f, sl->dw, s->CKK);
         } else {
             kc_cols cols = cols_of_input(sl->pad, s);
@@ -237,7 +237,7 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
     }
     if (!g->dinp) return;
     float *dx = g->dinp + (size_t)i * s->C * s->H * s->W;
-    if (s->direct) { /* dx[C,OHW] += w[OC,C]^T . dy[OC,OHW] */
+    if (s->pointwise) { /* dx[C,OHW] += w[OC,C]^T . dy[OC,OHW] */
         kc_sgemm(1, 0, s->CKK, s->OHW, s->OC, 1.0f, g->w, s->CKK, dy, s->OHW, 1.0f, dx, s->OHW);
         return;
     }
@@ -251,7 +251,7 @@ static void backward_images(const backward_args *g, conv_slot *sl, const conv_sh
                             int b1) {
     if (g->dw) memset(sl->dw, 0, (size_t)s->OC * s->CKK * sizeof(float));
     if (g->db) memset(sl->db, 0, (size_t)s->OC * sizeof(float));
-    if (!s->direct && g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
+    if (!s->pointwise && g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
     for (int i = b0; i < b1; i++) backward_image(g, sl, s, i);
 }
 
