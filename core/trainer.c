@@ -441,6 +441,52 @@ static int64_t extra_int(const ckpt_meta *m, const char *key, int64_t def) {
     return def;
 }
 
+/* Keys that may change on resume without changing what the run computes: where it writes,
+ * what it reports and when, which checkpoint it resumes, how many threads share the work. */
+static int operational_key(const char *key) {
+    static const char *const keys[] = {"out",           "ckpt_dir",  "resume",   "threads",
+                                       "log_interval",  "ckpt_keep", "ckpt_interval",
+                                       "eval_interval", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (strcmp(key, keys[i]) == 0) return 1;
+    return 0;
+}
+
+/* Equal as numbers where both are numbers (1e-3 and 0.001), else as text. */
+static int same_value(const char *a, const char *b) {
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    if (ea != a && *ea == '\0' && eb != b && *eb == '\0') return x == y;
+    return strcmp(a, b) == 0;
+}
+
+/* Rank 0 warns, a line per key, where this run's config differs from the one stored in the
+ * checkpoint it resumes (operational keys aside): such a run goes on, as asked, but will not
+ * reproduce the uninterrupted run (a new epoch count, for one, reshapes the LR schedule). */
+static void warn_config_changes(const trainer *t, const char *stored, const char *path) {
+    if (t->rank != 0 || !stored) return;
+    for (const char *line = stored; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *eq = memchr(line, '=', len);
+        if (eq && eq > line + 1 && eq[-1] == ' ' && eq + 1 < line + len && eq[1] == ' ') {
+            char key[128], val[1024];
+            size_t kl = (size_t)(eq - 1 - line), vl = len - (size_t)(eq + 2 - line);
+            if (kl < sizeof key && vl < sizeof val) {
+                memcpy(key, line, kl), key[kl] = '\0';
+                memcpy(val, eq + 2, vl), val[vl] = '\0';
+                if (!operational_key(key) && config_has(&t->cfg, key) &&
+                    !same_value(config_str(&t->cfg, key), val))
+                    fprintf(stderr,
+                            "dtrain: warning: resuming %s with %s = %s where it was trained with "
+                            "%s; the result will differ from an uninterrupted run\n",
+                            path, key, config_str(&t->cfg, key), val);
+            }
+        }
+        line += len + (end ? 1 : 0);
+    }
+}
+
 /* Every rank reads the checkpoint rank 0 chose: parameters, optimizer state, counters. */
 static int load_checkpoint(trainer *t, const char *path) {
     char err[1024];
@@ -482,6 +528,7 @@ static int load_checkpoint(trainer *t, const char *path) {
         trainer_fail(t, EXIT_USAGE, "cannot resume: %s: its resume state is malformed", path);
     t->resume_job_state = t->step_in_epoch > 0 && t->job->load_state != NULL;
     t->resumed = 1;
+    warn_config_changes(t, meta->config_text, path);
     ckpt_close(c);
     trainer_log(t, "resumed from %s: step %ld, epoch %ld, step %ld of the epoch (written by %d rank%s)\n", path,
                 t->step, t->epoch + 1, t->step_in_epoch, meta->world_size, meta->world_size == 1 ? "" : "s");

@@ -14,8 +14,10 @@ for np in 1 2; do
         --out "$TMP/resumed$np" > "$TMP/log" || rc=$?
     [ $rc -eq 75 ] || fail "$np rank(s): a stop should exit 75 (preempted), got $rc"
     grep -q "checkpoint .*ckpt-00000190.h5" "$TMP/log" || fail "no checkpoint at the stop step"
-    "${MPIRUN[@]}" -np $np "$DTRAIN" classify "${common[@]}" --out "$TMP/resumed$np" --resume auto > "$TMP/log"
+    "${MPIRUN[@]}" -np $np "$DTRAIN" classify "${common[@]}" --out "$TMP/resumed$np" --resume auto \
+        > "$TMP/log" 2> "$TMP/err"
     grep -q "resumed from .*ckpt-00000190.h5: step 190" "$TMP/log" || fail "did not resume from step 190"
+    ! grep -q "warning" "$TMP/err" || fail "a resume with the same keys warned: $(cat "$TMP/err")"
     same_state "$TMP/straight$np/checkpoints/$last" "$TMP/resumed$np/checkpoints/$last" ||
         fail "$np rank(s): resumed parameters differ from the straight run"
     same_losses "$TMP/straight$np/metrics.jsonl" "$TMP/resumed$np/metrics.jsonl" ||
@@ -37,8 +39,15 @@ for np in 1 3; do
     [ $rc -eq 75 ] || fail "stop should exit 75, got $rc"
     batch=64; [ $np -eq 3 ] && batch=66
     DTRAIN_TEST_TRACE_EXAMPLES=$dir.trace "${MPIRUN[@]}" -np $np "$DTRAIN" classify --data "$DATA" --model lenet \
-        --epochs 1 --threads 1 --batch_size $batch --out "$dir" --resume auto > "$TMP/log"
+        --epochs 1 --threads 1 --batch_size $batch --out "$dir" --resume auto > "$TMP/log" 2> "$TMP/err"
     grep -q "written by 2 ranks" "$TMP/log" || fail "resume did not report the saving world"
+    # a key changed on resume is named with both values, once (rank 0); the same keys say nothing
+    if [ $batch -ne 64 ]; then
+        [ "$(grep -c "warning: resuming .* with batch_size = $batch where it was trained with 64;" "$TMP/err")" -eq 1 ] ||
+            fail "no single warning for the changed batch_size: $(cat "$TMP/err")"
+    else
+        ! grep -q "warning" "$TMP/err" || fail "resume warned: $(cat "$TMP/err")"
+    fi
     cat "$dir".trace.* | awk '$1 == 0 { print $2 }' | sort -n > "$TMP/seen"
     dups=$(uniq -d "$TMP/seen" | wc -l)
     seen=$(uniq "$TMP/seen" | wc -l)
