@@ -8,15 +8,9 @@
  * model's first layer. Prints the best of 3 rounds of REPEATS calls each. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "kernels.h"
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util.h" /* now_sec */
 
 typedef struct {
     const char *what;

@@ -10,16 +10,10 @@
  * machines are shared: the best call is the one least disturbed. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cpu/cpu.h"
 #include "kernels.h"
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util.h" /* now_sec */
 
 static int arg_int(int argc, char **argv, int i, int fallback) {
     if (argc <= i) return fallback;

@@ -9,10 +9,10 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cpu/cpu.h"
 #include "kernels.h"
+#include "util.h" /* now_sec */
 
 #ifndef __AVX512F__
 int main(void) {
@@ -20,12 +20,6 @@ int main(void) {
     return 0;
 }
 #else
-
-static double now_sec(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     const char *what;
