@@ -3,10 +3,11 @@
 # several seeds: dtrain with 1 rank and with 2 ranks, and PyTorch (bench/torch_classify.py)
 # on the same HDF5 data. Prints every run and the mean/min/max per column.
 #
-#   bench/accuracy_seeds.sh [SEEDS=8]
+#   bench/accuracy_seeds.sh [SEEDS=8] [FIRST=0]     (seeds FIRST .. FIRST+SEEDS-1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-8}
+FIRST=${2:-0}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 [ -x build/dtrain ] || scripts/build.sh
 [ -f data/mnist.h5 ] || build/dtrain prepare mnist --idx data/mnist --out data/mnist.h5
@@ -16,7 +17,8 @@ acc() { grep -o '"test_acc": [0-9.]*' "$1" | head -n 1 | sed 's/.*: //'; }
 
 for model in lenet mlp; do
     printf '%-6s %5s %10s %10s %10s\n' model seed dtrain-1 dtrain-2 pytorch
-    for seed in $(seq 0 $((SEEDS - 1))); do
+    for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
+        rm -rf "$TMP/a" "$TMP/b"
         build/dtrain classify --model $model --seed "$seed" --out "$TMP/a" > /dev/null
         mpirun -np 2 build/dtrain classify --model $model --seed "$seed" --out "$TMP/b" > /dev/null
         /usr/bin/python3 bench/torch_classify.py --model $model --data data/mnist.h5 --epochs 5 \

@@ -28,6 +28,7 @@ max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 
 dtrain_run() { # MODEL RANKS THREADS → images/s
     local out=$TMP/run
+    rm -rf "$out"
     if [ "$2" -eq 1 ]; then
         build/dtrain classify --model "$1" --epochs "$EPOCHS" --threads "$3" --out "$out" >/dev/null
     else

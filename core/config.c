@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@ static int parse_double(const char *s, double *out) {
     return 0;
 }
 
-/* "lo..hi" bounds; either side may be empty for an open bound */
+/* "lo..hi" bounds, "lo..<hi" for an upper bound left out; either side may be empty for an
+ * open bound. Integer keys are further bounded by int's range (see validate). */
 static int in_range(const char *allowed, double v) {
     if (!allowed) return 1;
     const char *dots = strstr(allowed, "..");
@@ -43,8 +45,29 @@ static int in_range(const char *allowed, double v) {
     memcpy(lo, allowed, n);
     double b;
     if (n && parse_double(lo, &b) == 0 && v < b) return 0;
-    if (dots[2] && parse_double(dots + 2, &b) == 0 && v > b) return 0;
+    const char *hi = dots + 2;
+    int open = *hi == '<';
+    if (open) hi++;
+    if (*hi && parse_double(hi, &b) == 0 && (open ? v >= b : v > b)) return 0;
     return 1;
+}
+
+/* What the error message says is allowed: "an integer in 1..2147483647", "a number in
+ * 0..<1", "a number >= 0". An integer key's open upper bound is INT_MAX: values are used as
+ * int, and a larger one would wrap to a different number instead of failing. */
+static void describe_allowed(const cfg_spec *s, char *buf, size_t len) {
+    const char *what = s->type == CFG_INT ? "an integer" : "a number";
+    const char *dots = s->allowed ? strstr(s->allowed, "..") : NULL;
+    if (!dots) {
+        snprintf(buf, len, "%s%s%s", what, s->type == CFG_INT ? " in " : "",
+                 s->type == CFG_INT ? "-2147483648..2147483647" : "");
+        return;
+    }
+    int nlo = (int)(dots - s->allowed);
+    const char *hi = dots + 2;
+    if (*hi) snprintf(buf, len, "%s in %s", what, s->allowed);
+    else if (s->type == CFG_INT) snprintf(buf, len, "%s in %.*s..%d", what, nlo, s->allowed, INT_MAX);
+    else snprintf(buf, len, "%s >= %.*s", what, nlo, s->allowed);
 }
 
 static int enum_ok(const char *allowed, const char *v) {
@@ -62,18 +85,19 @@ static int enum_ok(const char *allowed, const char *v) {
 static int validate(const cfg_spec *s, const char *v, char *err, size_t errlen) {
     long l;
     double d;
+    char allowed[128];
     switch (s->type) {
     case CFG_INT:
-        if (parse_long(v, &l) != 0 || !in_range(s->allowed, (double)l)) {
-            snprintf(err, errlen, "bad value '%s' for key '%s': expected an integer%s%s", v,
-                     s->key, s->allowed ? " in " : "", s->allowed ? s->allowed : "");
+        if (parse_long(v, &l) != 0 || l < INT_MIN || l > INT_MAX || !in_range(s->allowed, (double)l)) {
+            describe_allowed(s, allowed, sizeof allowed);
+            snprintf(err, errlen, "bad value '%s' for key '%s': expected %s", v, s->key, allowed);
             return -1;
         }
         return 0;
     case CFG_FLOAT:
         if (parse_double(v, &d) != 0 || !in_range(s->allowed, d)) {
-            snprintf(err, errlen, "bad value '%s' for key '%s': expected a number%s%s", v,
-                     s->key, s->allowed ? " in " : "", s->allowed ? s->allowed : "");
+            describe_allowed(s, allowed, sizeof allowed);
+            snprintf(err, errlen, "bad value '%s' for key '%s': expected %s", v, s->key, allowed);
             return -1;
         }
         return 0;

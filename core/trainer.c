@@ -25,13 +25,13 @@ const cfg_spec trainer_keys[] = {
     {"min_lr", CFG_FLOAT, "0", "0..", "final learning rate of the cosine schedule"},
     {"lr_schedule", CFG_ENUM, "constant", "constant|cosine", "learning-rate schedule after warm-up"},
     {"warmup_steps", CFG_INT, "0", "0..", "linear warm-up steps"},
-    {"beta1", CFG_FLOAT, "0.9", "0..1", "Adam beta1"},
-    {"beta2", CFG_FLOAT, "0.999", "0..1", "Adam beta2"},
+    {"beta1", CFG_FLOAT, "0.9", "0..<1", "Adam beta1"},
+    {"beta2", CFG_FLOAT, "0.999", "0..<1", "Adam beta2"},
     {"eps", CFG_FLOAT, "1e-8", "0..", "Adam epsilon"},
     {"weight_decay", CFG_FLOAT, "0", "0..", "weight decay on weight matrices/filters (L2 for adam/sgd, decoupled for adamw)"},
     {"momentum", CFG_FLOAT, "0.9", "0..1", "SGD momentum"},
     {"grad_clip", CFG_FLOAT, "0", "0..", "clip gradients to this global L2 norm (0 = off)"},
-    {"threads", CFG_INT, "0", "0..", "threads per rank (0 = cores on the node / ranks on the node)"},
+    {"threads", CFG_INT, "0", "0..1024", "threads per rank (0 = cores on the node / ranks on the node)"},
     {"log_interval", CFG_INT, "0", "0..", "print and record a step line every N steps (0 = off)"},
     {"eval_interval", CFG_INT, "0", "0..", "evaluate every N steps (0 = at the end of each epoch)"},
     {"ckpt_interval", CFG_INT, "0", "0..", "checkpoint every N steps (0 = at the end of each epoch)"},
@@ -562,13 +562,48 @@ static void init_params(trainer *t) {
     comm_bcast(t->comm, t->model.params, t->model.nfloats * sizeof(float), 0);
 }
 
-static int check_batch(trainer *t) {
-    long batch = config_int(&t->cfg, "batch_size");
-    if (batch % t->world == 0) return 0;
-    if (t->rank == 0)
-        fprintf(stderr, "dtrain: bad value '%ld' for key 'batch_size': the global batch must be a multiple "
-                        "of the number of ranks (%d)\n", batch, t->world);
+/* Checks between keys, and of paths, that a key's own range cannot express. */
+static int check_keys(trainer *t) {
+    const config *c = &t->cfg;
+    char msg[512] = "";
+    long batch = config_int(c, "batch_size");
+    if (batch % t->world != 0)
+        snprintf(msg, sizeof msg, "bad value '%ld' for key 'batch_size': the global batch must be a multiple "
+                 "of the number of ranks (%d)", batch, t->world);
+    else if (strcmp(config_str(c, "lr_schedule"), "cosine") == 0 && config_float(c, "min_lr") > config_float(c, "lr"))
+        snprintf(msg, sizeof msg, "bad value '%s' for key 'min_lr': the cosine schedule decays from lr (%s) down "
+                 "to min_lr, so min_lr must be at most lr", config_str(c, "min_lr"), config_str(c, "lr"));
+    else if (!config_str(c, "out")[0])
+        snprintf(msg, sizeof msg, "bad value '' for key 'out': expected a run directory path");
+    else if (config_has(c, "data") && !config_str(c, "data")[0])
+        snprintf(msg, sizeof msg, "bad value '' for key 'data': expected the path of an HDF5 file");
+    if (!msg[0]) return 0;
+    if (t->rank == 0) fprintf(stderr, "dtrain: %s\n", msg);
     return EXIT_USAGE;
+}
+
+/* A fresh start (resume = none) into a run directory that already holds a run would
+ * overwrite its metrics and mix the two runs' checkpoints: pruning would keep the older
+ * run's higher steps and delete the new run's, and a later `--resume auto` would continue
+ * the wrong run. So it stops before touching anything and says how to go on. */
+static int check_fresh_start(trainer *t) {
+    if (strcmp(config_str(&t->cfg, "resume"), "none") != 0) return 0;
+    int rc = 0;
+    if (t->rank == 0) {
+        char *cands[1], metrics[1100];
+        int n = ckpt_candidates(t->ckpt_dir, cands, 1);
+        snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", t->out_dir);
+        int has_metrics = access(metrics, F_OK) == 0;
+        if (n > 0 || has_metrics) {
+            fprintf(stderr, "dtrain: %s already holds a run (%s): continue it with --resume auto, or give "
+                    "another --out; a fresh start never overwrites a run\n", t->out_dir,
+                    n > 0 ? cands[0] : metrics);
+            rc = EXIT_USAGE;
+        }
+        if (n > 0) free(cands[0]);
+    }
+    comm_bcast(t->comm, &rc, sizeof rc, 0);
+    return rc;
 }
 
 static void install_signal_handlers(void) {
@@ -587,7 +622,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     t->rank = comm_rank(t->comm);
     t->world = comm_world(t->comm);
     int rc = parse_args(t, argc, argv);
-    if (rc == 0) rc = check_batch(t);
+    if (rc == 0) rc = check_keys(t);
     if (rc != 0) return rc;
     long threads = config_int(&t->cfg, "threads");
     t->threads = threads > 0 ? (int)threads : auto_threads(t->comm);
@@ -597,6 +632,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     const char *cdir = config_str(&t->cfg, "ckpt_dir");
     if (cdir[0]) snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s", cdir);
     else snprintf(t->ckpt_dir, sizeof t->ckpt_dir, "%s/checkpoints", t->out_dir);
+    if ((rc = check_fresh_start(t)) != 0) return rc;
     const char *stop_at = getenv("DTRAIN_TEST_STOP_AT_STEP");
     t->test_stop_at = stop_at ? atol(stop_at) : -1;
     rng_seed(&t->rng, (uint64_t)config_int(&t->cfg, "seed"), (uint64_t)t->rank);
@@ -607,8 +643,9 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     init_params(t);
     t->steps_per_epoch = j->steps_per_epoch(t->js, t);
     if (t->steps_per_epoch < 1)
-        trainer_fail(t, EXIT_USAGE, "batch_size %ld is larger than a rank's share of the training set",
-                     config_int(&t->cfg, "batch_size"));
+        trainer_fail(t, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x grad_accum (%ld) is "
+                     "more than the training set holds (one step must fit in an epoch)",
+                     config_int(&t->cfg, "batch_size"), config_int(&t->cfg, "batch_size") * t->grad_accum);
     long max_steps = config_int(&t->cfg, "max_steps");
     t->total_steps = max_steps > 0 ? max_steps : t->steps_per_epoch * config_int(&t->cfg, "epochs");
     setup_optimizer(t);
@@ -915,7 +952,9 @@ static int write_summary(trainer *t, clock_state *cs) {
         else metrics_set(&t->summary, kv->key, kv->num);
     }
     metrics_set_str(&t->summary, "job", j->name);
-    metrics_set(&t->summary, "epochs", (double)t->epoch);
+    /* epochs trained, with the fraction of a last epoch that max_steps cut short */
+    double part = t->epoch_steps > 0 ? (double)t->step_in_epoch / (double)t->epoch_steps : 0.0;
+    metrics_set(&t->summary, "epochs", (double)t->epoch + part);
     metrics_set(&t->summary, "steps", (double)t->step);
     metrics_set(&t->summary, cs->per_s, cs->train_time > 0 ? cs->items / cs->train_time : 0);
     metrics_set(&t->summary, "params", (double)t->model.nparams);
@@ -954,7 +993,9 @@ int trainer_main(const job *j, int argc, char **argv) {
     snprintf(cs.per_s, sizeof cs.per_s, "%s_per_s", j->unit);
     rc = run_loop(t, &cs);
     if (rc == EXIT_OK) {
-        if (config_int(&t->cfg, "eval_interval") > 0 && cs.last_eval_step != t->step) {
+        /* the final model is always evaluated, also when max_steps ends a run between
+         * epochs or evaluations: summary.json reports the model the run leaves behind */
+        if (cs.last_eval_step != t->step) {
             metrics m = {0};
             log_eval(t, &cs, &m);
         }

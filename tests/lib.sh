@@ -58,3 +58,12 @@ wait_for() {
 can_mount() {
     mkdir -p "$TMP/probe" && mount -t tmpfs -o size=64k tmpfs "$TMP/probe" 2> /dev/null && umount "$TMP/probe"
 }
+
+# expect_error EXPECTED_TEXT CMD...: CMD fails, and its stderr holds EXPECTED_TEXT on a dtrain line
+expect_error() {
+    local want=$1; shift
+    if "$@" > "$TMP/out" 2> "$TMP/err"; then fail "should have failed: $*"; fi
+    grep -q -- "$want" "$TMP/err" || { cat "$TMP/err"; fail "error for '$*' lacks '$want'"; }
+    [ "$(grep -c 'dtrain' "$TMP/err")" -ge 1 ] || fail "no dtrain error line"
+    ok "$(head -n 1 "$TMP/err")"
+}

@@ -12,6 +12,8 @@ static const cfg_spec keys[] = {
     {"epochs", CFG_INT, "5", "1..100", "epochs"},
     {"model", CFG_ENUM, "lenet", "lenet|mlp", "network"},
     {"out", CFG_STRING, "runs/x", NULL, "run dir"},
+    {"batch", CFG_INT, "64", "1..", "batch"},
+    {"beta", CFG_FLOAT, "0.9", "0..<1", "decay"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -38,7 +40,7 @@ Test(config, errors_name_key_and_allowed) {
     config c = make();
     char err[1024];
     cr_expect_eq(config_set(&c, "lrr", "1", "cli", err, sizeof err), -1);
-    cr_expect(strstr(err, "unknown config key 'lrr'") && strstr(err, "lr, epochs, model, out"), "%s", err);
+    cr_expect(strstr(err, "unknown config key 'lrr'") && strstr(err, "lr, epochs, model, out, batch, beta"), "%s", err);
     cr_expect_eq(config_set(&c, "epochs", "0", "cli", err, sizeof err), -1);
     cr_expect(strstr(err, "'epochs'") && strstr(err, "1..100"), "%s", err);
     cr_expect_eq(config_set(&c, "epochs", "2.5", "cli", err, sizeof err), -1);
@@ -75,7 +77,7 @@ Test(config, resolved_text_round_trips) {
     char err[256];
     config_set(&c, "lr", "0.25", "cli", err, sizeof err);
     char *s = config_to_string(&c);
-    cr_expect_str_eq(s, "lr = 0.25\nepochs = 5\nmodel = lenet\nout = runs/x\n");
+    cr_expect_str_eq(s, "lr = 0.25\nepochs = 5\nmodel = lenet\nout = runs/x\nbatch = 64\nbeta = 0.9\n");
     free(s);
     config_free(&c);
 }
@@ -85,5 +87,32 @@ Test(config, duplicate_declaration_refused) {
     char err[256];
     cr_expect_eq(config_declare(&c, keys, err, sizeof err), -1);
     cr_expect(strstr(err, "declared twice"), "%s", err);
+    config_free(&c);
+}
+
+/* Integer values are used as int: one past INT_MAX would wrap (4294967360 to 64) and run a
+ * different configuration than the one recorded, so an open upper bound means INT_MAX. */
+Test(config, integers_bounded_by_int) {
+    config c = make();
+    char err[256];
+    cr_expect_eq(config_set(&c, "batch", "2147483647", "cli", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_set(&c, "batch", "2147483648", "cli", err, sizeof err), -1);
+    cr_expect(strstr(err, "'batch'") && strstr(err, "an integer in 1..2147483647"), "%s", err);
+    cr_expect_eq(config_set(&c, "batch", "4294967360", "cli", err, sizeof err), -1);
+    cr_expect_eq(config_int(&c, "batch"), 2147483647);
+    config_free(&c);
+}
+
+Test(config, half_open_and_open_ranges) {
+    config c = make();
+    char err[256];
+    cr_expect_eq(config_set(&c, "beta", "0", "cli", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_set(&c, "beta", "0.999999", "cli", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_set(&c, "beta", "1", "cli", err, sizeof err), -1, "the upper bound of 0..<1 is excluded");
+    cr_expect(strstr(err, "expected a number in 0..<1"), "%s", err);
+    cr_expect_eq(config_set(&c, "beta", "-0.1", "cli", err, sizeof err), -1);
+    cr_expect_eq(config_set(&c, "lr", "-1", "cli", err, sizeof err), -1);
+    cr_expect(strstr(err, "expected a number >= 0"), "%s", err);
+    cr_expect_eq(config_set(&c, "epochs", "100", "cli", err, sizeof err), 0, "a closed upper bound is included");
     config_free(&c);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "image_epoch.h"
+#include "image_labels.h"
 #include "image_shard.h"
 #include "kernels.h"
 #include "model.h"
@@ -157,6 +158,9 @@ static void *classify_create(trainer *t) {
     if (!c->train) trainer_fail(t, EXIT_USAGE, "%s", err);
     c->test = image_shard_open(path, "test", t->rank, t->world, err, sizeof err);
     if (!c->test) trainer_fail(t, EXIT_USAGE, "%s", err);
+    if (image_labels_check(c->train, path, "train", NCLASSES, err, sizeof err) != 0 ||
+        image_labels_check(c->test, path, "test", NCLASSES, err, sizeof err) != 0)
+        trainer_fail(t, EXIT_USAGE, "%s", err);
     c->H = image_shard_height(c->train);
     c->W = image_shard_width(c->train);
     c->C = image_shard_channels(c->train);

@@ -24,6 +24,7 @@
 
 #include "comm.h"
 #include "image_epoch.h"
+#include "image_labels.h"
 #include "kernels.h"
 #include "pngio.h"
 #include "util.h"
@@ -39,8 +40,8 @@ static const cfg_spec diffusion_keys[] = {
     {"groups", CFG_INT, "8", "1..1024", "GroupNorm groups (divide every level's channels)"},
     {"heads", CFG_INT, "4", "1..64", "attention heads at the lowest level"},
     {"T", CFG_INT, "1000", "2..100000", "diffusion steps"},
-    {"beta_start", CFG_FLOAT, "1e-4", "0..1", "first beta of the linear schedule"},
-    {"beta_end", CFG_FLOAT, "0.02", "0..1", "last beta of the linear schedule"},
+    {"beta_start", CFG_FLOAT, "1e-4", "0..<1", "first beta of the linear schedule"},
+    {"beta_end", CFG_FLOAT, "0.02", "0..<1", "last beta of the linear schedule"},
     {"p_uncond", CFG_FLOAT, "0.1", "0..1", "probability of dropping a label to 'no label' in training"},
     {"ema_decay", CFG_FLOAT, "0.999", "0..1", "decay of the weights' moving average"},
     {"eval_images", CFG_INT, "500", "1..", "test images in the fixed validation subset"},
@@ -115,6 +116,8 @@ static image_shard *open_split(trainer *t, const char *split) {
     if (image_shard_channels(s) != 1)
         trainer_fail(t, EXIT_USAGE, "%s: /%s/images: the diffusion job draws 1-channel images, got %d channels",
                      config_str(&t->cfg, "data"), split, image_shard_channels(s));
+    if (image_labels_check(s, config_str(&t->cfg, "data"), split, UNET_NCLASSES, err, sizeof err) != 0)
+        trainer_fail(t, EXIT_USAGE, "%s", err);
     return s;
 }
 
