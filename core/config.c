@@ -174,11 +174,15 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen) {
     }
     char line[4096];
     int lineno = 0, rc = 0;
+    int set_at[CFG_MAX_KEYS] = {0}; /* the line that set each key, to refuse a second one */
     while (fgets(line, sizeof line, f)) {
         lineno++;
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
-        char *s = trim(line);
+        char *s = line;
+        /* a UTF-8 byte-order mark, as some editors write, is not part of the first key */
+        if (lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3;
+        s = trim(s);
         if (!*s) continue;
         char *eq = strchr(s, '=');
         if (!eq) {
@@ -189,6 +193,14 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen) {
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
         char e2[768];
+        int k = find(c, key);
+        if (k >= 0 && set_at[k]) {
+            /* two values for one key in one file: which was meant is anyone's guess */
+            snprintf(err, errlen, "%s:%d: key '%s' is already set on line %d", path, lineno, key, set_at[k]);
+            rc = -1;
+            break;
+        }
+        if (k >= 0) set_at[k] = lineno;
         if (config_set(c, key, val, "file", e2, sizeof e2) != 0) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
             rc = -1;

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "trainer.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -201,12 +203,34 @@ static void trim_metrics(const char *path, long max_step) {
     free(kept);
 }
 
+/* Whether checkpoints can be written to DIR: made if missing, then a file created and
+ * removed in it. Checked at the start, so that a wrong --ckpt_dir stops the run before its
+ * first hour of training rather than at its first checkpoint. */
+static int check_ckpt_dir(const char *dir) {
+    char err[1024], probe[1200];
+    if (mkdir_p(dir, err, sizeof err) != 0) {
+        fprintf(stderr, "dtrain: %s\n", err);
+        return -1;
+    }
+    snprintf(probe, sizeof probe, "%s/.dtrain-probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "dtrain: %s: cannot write checkpoints there: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 static int open_run_dir(trainer *t, long resumed_step) {
     int ok = 1;
     if (t->rank == 0) {
         char err[1024], path[1100];
         if (mkdir_p(t->out_dir, err, sizeof err) != 0) {
             fprintf(stderr, "dtrain: %s\n", err);
+            ok = 0;
+        } else if (check_ckpt_dir(t->ckpt_dir) != 0) {
             ok = 0;
         } else {
             char *text = config_to_string(&t->cfg);

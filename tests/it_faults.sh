@@ -96,4 +96,5 @@ rc=0
 [ $rc -eq 1 ] || { cat "$TMP/ro.log"; fail "a read-only checkpoint dir should exit 1, got $rc"; }
 grep -q "Read-only file system" "$TMP/ro.log" || fail "the message does not say read-only"
 [ "$(sha256sum "$mnt/ck/ckpt-00000125.h5")" = "$sum" ] || fail "the checkpoint changed"
-ok "read-only: '$(grep -m1 -o 'checkpoint failed.*' "$TMP/ro.log" | cut -c1-100)', step 125 untouched"
+! grep -q "^epoch 1/" "$TMP/ro.log" || fail "trained an epoch before finding the checkpoint dir read-only"
+ok "read-only: '$(grep -m1 '^dtrain:' "$TMP/ro.log" | cut -c1-100)' before training, step 125 untouched"

@@ -116,3 +116,19 @@ Test(config, half_open_and_open_ranges) {
     cr_expect_eq(config_set(&c, "epochs", "100", "cli", err, sizeof err), 0, "a closed upper bound is included");
     config_free(&c);
 }
+
+Test(config, file_duplicate_key_and_byte_order_mark) {
+    char path[] = "/tmp/dtrain-config-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "\xEF\xBB\xBFlr = 0.5\nmodel = mlp\n\nlr = 0.25\n");
+    fclose(f);
+    config c = make();
+    char err[1024];
+    cr_expect_eq(config_load_file(&c, path, err, sizeof err), -1);
+    cr_expect(strstr(err, ":4: key 'lr' is already set on line 1"), "%s", err);
+    cr_expect_float_eq(config_float(&c, "lr"), 0.5, 1e-12, "the BOM is not part of the first key");
+    unlink(path);
+    config_free(&c);
+}
