@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,20 @@ void h5_last_error(char *buf, size_t len) {
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_first, &d);
 }
 
+static herr_t find_checksum(unsigned n, const H5E_error2_t *e, void *data) {
+    (void)n;
+    /* the Fletcher32 filter says "data error detected by Fletcher32 checksum", metadata
+     * reads "incorrect metadata checksum ..."; HDF5 has no error code for either alone */
+    if (e->desc && strstr(e->desc, "checksum")) *(int *)data = 1;
+    return 0;
+}
+
+int h5_error_is_checksum(void) {
+    int found = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_checksum, &found);
+    return found;
+}
+
 /* ---- files ------------------------------------------------------------------------- */
 
 int ds_check_readable(const char *path, char *err, size_t errlen) {
@@ -84,6 +99,55 @@ int ds_sync_and_rename(const char *tmp, const char *final_path, char *err, size_
         rc = ds_fail(err, errlen, "%s: cannot rename %s into place: %s", final_path, tmp, strerror(errno));
     if (rc != 0) remove(tmp);
     return rc;
+}
+
+/* ---- removing the temporary file on SIGINT, SIGTERM, SIGHUP ------------------------- */
+
+/* Process-wide by necessity: a signal handler can reach nothing else. The path is copied
+ * in before the handlers are installed and read only by them, so no locking is needed. */
+static char guard_path[4096];
+static const int guard_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define GUARD_NSIG (int)(sizeof guard_signals / sizeof guard_signals[0])
+static struct sigaction guard_saved[GUARD_NSIG];
+
+/* Only async-signal-safe calls: unlink and raise. SA_RESETHAND has already put the default
+ * action back, and the signal is blocked while we run, so the raise takes effect (and ends
+ * the process with the signal's own status) as soon as the handler returns. */
+static void guard_handler(int sig) {
+    int e = errno;
+    unlink(guard_path);
+    raise(sig);
+    errno = e;
+}
+
+int ds_tmp_guard_begin(const char *tmp, char *err, size_t errlen) {
+    size_t len = strlen(tmp);
+    if (len >= sizeof guard_path)
+        return ds_fail(err, errlen, "%s: path too long for the cleanup handler (at most %zu bytes)", tmp,
+                       sizeof guard_path - 1);
+    memcpy(guard_path, tmp, len + 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = guard_handler;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    /* a second signal during the handler waits, rather than interrupting the unlink */
+    for (int i = 0; i < GUARD_NSIG; i++) sigaddset(&sa.sa_mask, guard_signals[i]);
+    for (int i = 0; i < GUARD_NSIG; i++) {
+        /* a signal the caller ignores (nohup, a shell's background job) stays ignored */
+        int ok = sigaction(guard_signals[i], NULL, &guard_saved[i]) == 0 &&
+                 (guard_saved[i].sa_handler == SIG_IGN || sigaction(guard_signals[i], &sa, NULL) == 0);
+        if (!ok) {
+            int e = errno;
+            while (i-- > 0) sigaction(guard_signals[i], &guard_saved[i], NULL);
+            return ds_fail(err, errlen, "%s: cannot install a signal handler: %s", tmp, strerror(e));
+        }
+    }
+    return 0;
+}
+
+void ds_tmp_guard_end(void) {
+    for (int i = 0; i < GUARD_NSIG; i++) sigaction(guard_signals[i], &guard_saved[i], NULL);
 }
 
 /* ---- HDF5 paths, types and attributes ---------------------------------------------- */

@@ -25,6 +25,12 @@ void h5_quiet_end(const h5_quiet *q);
  * error". Call it right after the failing call: the next API call clears the stack. */
 void h5_last_error(char *buf, size_t len);
 
+/* 1 if HDF5's current error stack says that a checksum did not match: a chunk's Fletcher32
+ * filter or a metadata checksum, i.e. the file's bytes changed after it was written. The
+ * readers report that as corruption rather than as a generic read error. Call it right
+ * after the failing call, like h5_last_error. */
+int h5_error_is_checksum(void);
+
 /* ---- shared by the token files (image_shard.c and prepare_mnist.c hold older static
  * copies of the first four) ------------------------------------------------------------ */
 
@@ -57,5 +63,15 @@ int h5_attr_read_str(hid_t obj, const char *name, char **out, char *why, size_t 
  * new name must not become visible before the data, or a crash could leave a
  * complete-looking name over an empty file. Errors name final_path. */
 int ds_sync_and_rename(const char *tmp, const char *final_path, char *err, size_t errlen);
+
+/* While a converter writes its temporary file, SIGINT, SIGTERM and SIGHUP unlink it before
+ * the process dies, so that an interrupted `dtrain prepare` leaves no OUT.tmp.PID (which can
+ * be hundreds of MB) behind. The signal is then re-raised with its default action, so the
+ * exit status still says "killed by SIGTERM" to the shell or the batch system. Begin before
+ * the file is created; end once it has been renamed or removed. Returns 0, or -1 and a line
+ * in err when the path does not fit the handler's fixed buffer or a handler cannot be set.
+ * One guard at a time per process (the converters run one at a time). */
+int ds_tmp_guard_begin(const char *tmp, char *err, size_t errlen);
+void ds_tmp_guard_end(void);
 
 #endif

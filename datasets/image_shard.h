@@ -12,7 +12,10 @@
 typedef struct image_shard image_shard;
 
 /* Opens FILE's /SPLIT/images (N x H x W x C uint8) and /SPLIT/labels (N uint8) read-only
- * and loads this rank's shard. NULL and a one-line message in err on failure. */
+ * and loads this rank's shard. NULL and a one-line message in err on failure; a chunk that
+ * fails its Fletcher32 checksum (prepare mnist writes one per chunk; files without the
+ * filter are not checked) reads "FILE: /SPLIT/images: checksum mismatch (file corrupted)
+ * in examples A..B". */
 image_shard *image_shard_open(const char *path, const char *split, int rank, int world,
                               char *err, size_t errlen);
 void image_shard_close(image_shard *s);

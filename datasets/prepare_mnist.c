@@ -34,21 +34,27 @@ typedef struct {
     size_t errlen;
 } writer;
 
-/* DIR/NAME.gz, else DIR/NAME */
+/* DIR/NAME.gz or DIR/NAME. When both exist we refuse rather than pick one: they usually
+ * come from `gunzip -k` and hold the same data, but when they differ (a re-download next
+ * to an old copy, a hand-edited file) either silent choice converts data the user did not
+ * mean, and nothing downstream could tell. One `rm` settles it for good. */
 static int find_idx(const char *dir, const char *name, char *path, size_t len, char *err, size_t errlen) {
     struct stat st;
-    snprintf(path, len, "%s/%s.gz", dir, name);
-    if (stat(path, &st) == 0) return 0;
+    char gz[4096];
+    snprintf(gz, sizeof gz, "%s/%s.gz", dir, name);
     snprintf(path, len, "%s/%s", dir, name);
-    if (stat(path, &st) == 0) return 0;
+    int have_gz = stat(gz, &st) == 0, have_plain = stat(path, &st) == 0;
+    if (have_gz && have_plain)
+        return ds_fail(err, errlen, "%s and %s both exist: expected one of them (remove the one not to convert)",
+                       gz, path);
+    if (have_gz) snprintf(path, len, "%s", gz);
+    if (have_gz || have_plain) return 0;
     return ds_fail(err, errlen, "%s/%s[.gz]: not found: expected the gzipped or plain idx file", dir, name);
 }
 
-static int check_split(const mnist_split *s, const char *img_path, int rows, int cols, const char *lab_path,
-                       int nlabels, char *err, size_t errlen) {
-    if (rows != MNIST_SIDE || cols != MNIST_SIDE)
-        return ds_fail(err, errlen, "%s: images are %dx%d: expected %dx%d for MNIST", img_path, rows, cols,
-                       MNIST_SIDE, MNIST_SIDE);
+/* The image size was checked by the reader, before it read the pixels. */
+static int check_split(const mnist_split *s, const char *img_path, const char *lab_path, int nlabels, char *err,
+                       size_t errlen) {
     if (s->n == 0) return ds_fail(err, errlen, "%s: holds 0 images: expected at least 1", img_path);
     if (nlabels != s->n)
         return ds_fail(err, errlen, "%s: holds %d labels: expected %d, one per image in %s", lab_path, nlabels,
@@ -74,9 +80,10 @@ static int load_split(const char *dir, const char *prefix, mnist_split *s, char 
     if (find_idx(dir, name, img, sizeof img, err, errlen) != 0) return -1;
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", prefix);
     if (find_idx(dir, name, lab, sizeof lab, err, errlen) != 0) return -1;
-    if (idx_read_images(img, &s->images, &s->n, &rows, &cols, err, errlen) != 0) return -1;
+    if (idx_read_images_sized(img, MNIST_SIDE, MNIST_SIDE, &s->images, &s->n, &rows, &cols, err, errlen) != 0)
+        return -1;
     if (idx_read_labels(lab, &s->labels, &nlabels, err, errlen) != 0 ||
-        check_split(s, img, rows, cols, lab, nlabels, err, errlen) != 0) {
+        check_split(s, img, lab, nlabels, err, errlen) != 0) {
         free_split(s);
         return -1;
     }
@@ -117,7 +124,9 @@ static int set_i64_attr(const writer *w, hid_t obj, const char *name, int64_t va
 }
 
 /* Creates GROUP/NAME as a chunked uint8 array of the given shape and writes data to it.
- * On success *out is the open dataset (for attributes); the caller closes it. */
+ * Each chunk carries a Fletcher32 checksum, which HDF5 verifies on every read: a flipped
+ * bit in the pixels becomes an error instead of a silently different training set. On
+ * success *out is the open dataset (for attributes); the caller closes it. */
 static int write_u8(const writer *w, hid_t group, const char *what, const char *name, int rank,
                     const hsize_t *dims, const void *data, hid_t *out) {
     hsize_t chunk[4];
@@ -125,7 +134,7 @@ static int write_u8(const writer *w, hid_t group, const char *what, const char *
     chunk[0] = dims[0] < CHUNK_IMAGES ? dims[0] : CHUNK_IMAGES;
     hid_t space = H5Screate_simple(rank, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t dset = H5I_INVALID_HID;
-    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
+    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
              (dset = H5Dcreate2(group, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
              H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     int rc = ok ? 0 : h5_fail(w, what);
@@ -187,19 +196,6 @@ static int write_h5(const writer *w, const char *tmp, const char *idx_dir, const
     return rc;
 }
 
-/* The rename must not become visible before the data does, or a crash could leave a
- * complete-looking name over an empty file. */
-static int sync_file(const writer *w, const char *tmp) {
-    int fd = open(tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        return ds_fail(w->err, w->errlen, "%s: cannot sync %s: %s", w->out, tmp, strerror(e));
-    }
-    close(fd);
-    return 0;
-}
-
 static int write_and_rename(const writer *w, const char *idx_dir, const mnist_split *train,
                             const mnist_split *test) {
     size_t len = strlen(w->out) + 32;
@@ -207,27 +203,35 @@ static int write_and_rename(const writer *w, const char *idx_dir, const mnist_sp
     if (!tmp) return ds_fail(w->err, w->errlen, "%s: out of memory", w->out);
     /* same directory as the output, so the rename cannot cross file systems */
     snprintf(tmp, len, "%s.tmp.%ld", w->out, (long)getpid());
+    int rc = ds_tmp_guard_begin(tmp, w->err, w->errlen);
+    if (rc != 0) {
+        free(tmp);
+        return rc;
+    }
     h5_quiet q;
     h5_quiet_begin(&q);
-    int rc = write_h5(w, tmp, idx_dir, train, test);
+    rc = write_h5(w, tmp, idx_dir, train, test);
     h5_quiet_end(&q);
-    if (rc == 0) rc = sync_file(w, tmp);
-    if (rc == 0 && rename(tmp, w->out) != 0)
-        rc = ds_fail(w->err, w->errlen, "%s: cannot rename %s into place: %s", w->out, tmp, strerror(errno));
-    if (rc != 0) remove(tmp);
+    if (rc == 0)
+        rc = ds_sync_and_rename(tmp, w->out, w->err, w->errlen);
+    else
+        remove(tmp);
+    ds_tmp_guard_end();
     free(tmp);
     return rc;
 }
 
+/* Everything that goes wrong while reading the idx files is the input's fault (missing,
+ * unreadable, malformed: exit 2); what goes wrong after is the output's (exit 1). */
 int prepare_mnist(const char *idx_dir, const char *out_path, char *err, size_t errlen) {
     mnist_split train = {0}, test = {0};
-    if (load_split(idx_dir, "train", &train, err, errlen) != 0) return -1;
+    if (load_split(idx_dir, "train", &train, err, errlen) != 0) return PREPARE_BAD_INPUT;
     if (load_split(idx_dir, "t10k", &test, err, errlen) != 0) {
         free_split(&train);
-        return -1;
+        return PREPARE_BAD_INPUT;
     }
     writer w = {out_path, err, errlen};
-    int rc = write_and_rename(&w, idx_dir, &train, &test);
+    int rc = write_and_rename(&w, idx_dir, &train, &test) == 0 ? PREPARE_OK : PREPARE_FAILED;
     free_split(&train);
     free_split(&test);
     return rc;

@@ -208,14 +208,15 @@ static int write_root_attrs(const job *j, hid_t file, const corpus *c) {
     return 0;
 }
 
-/* GROUP/tokens = ids [first, first + count), chunked. */
+/* GROUP/tokens = ids [first, first + count), chunked, with a Fletcher32 checksum per chunk
+ * that HDF5 verifies on read (token_shard.c reports a mismatch as a corrupted file). */
 static int write_tokens(const job *j, hid_t group, const char *what, const corpus *c, long first, long count) {
     hsize_t dims[1] = {(hsize_t)count}, chunk[1] = {count < CHUNK_TOKENS ? (hsize_t)count : CHUNK_TOKENS};
     hid_t file_type = c->vocab > U16_VOCAB_MAX ? H5T_STD_U32LE : H5T_STD_U16LE;
     hid_t space = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hid_t dset = H5I_INVALID_HID;
     const char *data = (const char *)c->ids + (size_t)first * c->id_bytes;
-    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+    int ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
              (dset = H5Dcreate2(group, "tokens", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
              H5Dwrite(dset, c->mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     int rc = ok ? 0 : h5_fail(j, what);
@@ -254,23 +255,26 @@ static int write_and_rename(const job *j, const corpus *c, long ntrain) {
     if (!tmp) return ds_fail(j->err, j->errlen, "%s: out of memory", j->out);
     /* same directory as the output, so the rename cannot cross file systems */
     snprintf(tmp, len, "%s.tmp.%ld", j->out, (long)getpid());
+    if (ds_tmp_guard_begin(tmp, j->err, j->errlen) != 0) {
+        free(tmp);
+        return -1;
+    }
     /* created here first because open(2)'s errno says "No such file or directory" plainly,
      * where HDF5's message for a missing directory is a paragraph */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) {
-        int rc = ds_fail(j->err, j->errlen, "%s: cannot create %s: %s", j->out, tmp, strerror(errno));
-        free(tmp);
-        return rc;
+    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) rc = ds_fail(j->err, j->errlen, "%s: cannot create %s: %s", j->out, tmp, strerror(errno));
+    if (rc == 0) {
+        close(fd);
+        h5_quiet q;
+        h5_quiet_begin(&q);
+        rc = write_file(j, tmp, c, ntrain);
+        h5_quiet_end(&q);
+        if (rc == 0)
+            rc = ds_sync_and_rename(tmp, j->out, j->err, j->errlen);
+        else
+            remove(tmp);
     }
-    close(fd);
-    h5_quiet q;
-    h5_quiet_begin(&q);
-    int rc = write_file(j, tmp, c, ntrain);
-    h5_quiet_end(&q);
-    if (rc == 0)
-        rc = ds_sync_and_rename(tmp, j->out, j->err, j->errlen);
-    else
-        remove(tmp);
+    ds_tmp_guard_end();
     free(tmp);
     return rc;
 }
@@ -291,7 +295,7 @@ int prepare_text(const char *in_path, const char *out_path, const char *tokenize
     job j = {in_path, out_path, err, errlen};
     unsigned char *text = NULL;
     size_t len = 0;
-    if (check_args(&j, tokenizer, val_fraction) != 0 || read_all(&j, &text, &len) != 0) return -1;
+    if (check_args(&j, tokenizer, val_fraction) != 0 || read_all(&j, &text, &len) != 0) return PREPARE_BAD_INPUT;
     corpus c = {.tokenizer = tokenizer};
     int rc = 0;
     if (strcmp(tokenizer, "byte") == 0)
@@ -300,7 +304,8 @@ int prepare_text(const char *in_path, const char *out_path, const char *tokenize
         rc = tokenize_chars(&j, text, len, &c);
     long ntrain = rc == 0 ? train_count(c.n, val_fraction) : 0;
     if (rc == 0) rc = check_split(&j, &c, val_fraction, ntrain);
-    if (rc == 0) rc = write_and_rename(&j, &c, ntrain);
+    if (rc != 0) rc = PREPARE_BAD_INPUT;
+    else if (write_and_rename(&j, &c, ntrain) != 0) rc = PREPARE_FAILED;
     if (c.ids != text) free(c.ids);
     free(c.chars);
     free(text);

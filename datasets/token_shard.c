@@ -210,8 +210,16 @@ static int read_window(token_shard *s, long first, long n, char *err, size_t err
              H5Dread(s->dset, s->wide ? H5T_NATIVE_UINT32 : H5T_NATIVE_UINT16, mspace, s->fspace, H5P_DEFAULT,
                      s->buf) >= 0;
     char why[512] = "";
+    int corrupt = !ok && h5_error_is_checksum();
     if (!ok) h5_last_error(why, sizeof why);
     if (mspace >= 0) H5Sclose(mspace);
+    /* a chunk's Fletcher32 checksum failed (files from prepare text carry one per chunk;
+     * older files without the filter read as before): the bytes on disk changed */
+    if (corrupt) {
+        ds_fail(err, errlen, "%s: %s: checksum mismatch (file corrupted) in tokens %ld..%ld", s->path, s->dpath,
+                first, first + n - 1);
+        return TOKEN_READ_BAD_DATA;
+    }
     if (!ok)
         return ds_fail(err, errlen, "%s: %s: cannot read tokens %ld..%ld: %s", s->path, s->dpath, first,
                        first + n - 1, why);
@@ -225,9 +233,11 @@ static int widen(const token_shard *s, long first, long n, int32_t *out, char *e
     const uint32_t *u32 = s->buf;
     for (long i = 0; i < n; i++) {
         uint32_t id = s->wide ? u32[i] : u16[i];
-        if (id >= (uint32_t)s->vocab)
-            return ds_fail(err, errlen, "%s: %s: token %ld is id %u: expected an id below vocab_size %d (corrupt "
-                           "file?)", s->path, s->dpath, first + i, (unsigned)id, s->vocab);
+        if (id >= (uint32_t)s->vocab) {
+            ds_fail(err, errlen, "%s: %s: token %ld is id %u: expected an id below vocab_size %d (corrupt file?)",
+                    s->path, s->dpath, first + i, (unsigned)id, s->vocab);
+            return TOKEN_READ_BAD_DATA;
+        }
         out[i] = (int32_t)id;
     }
     return 0;
@@ -245,5 +255,5 @@ int token_shard_read(token_shard *s, long pos, long n, int32_t *out, char *err, 
     h5_quiet_begin(&q);
     int rc = read_window(s, first, n, err, errlen);
     h5_quiet_end(&q);
-    return rc == 0 ? widen(s, first, n, out, err, errlen) : -1;
+    return rc == 0 ? widen(s, first, n, out, err, errlen) : rc;
 }

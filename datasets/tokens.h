@@ -18,14 +18,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prepare.h"
+
 /* Writes OUT from the text file IN: the first (1 - val_fraction) of the tokens to
  * /train/tokens, the rest to /val/tokens. The split is train = floor(N * (1 - val_fraction))
  * tokens, where a product within a relative 1e-9 of an integer counts as that integer (so
  * binary rounding of the fraction cannot move a token); both splits must be non-empty.
  * Temporary name (OUT.tmp.PID) + fsync + rename: no partial output on failure, and an
- * existing OUT is replaced only by a complete file. Returns 0, or -1 and one line in err
- * naming the file and what is wrong (unreadable or empty input, invalid UTF-8 with the
- * byte offset for "char", val_fraction outside (0, 1), an empty split, IN = OUT, ...). */
+ * existing OUT is replaced only by a complete file. Returns PREPARE_OK; PREPARE_BAD_INPUT
+ * and one line in err naming the file and what is wrong (unreadable or empty input, invalid
+ * UTF-8 with the byte offset for "char", val_fraction outside (0, 1), an empty split, IN =
+ * OUT, ...); or PREPARE_FAILED when the output cannot be written. */
 int prepare_text(const char *in_path, const char *out_path, const char *tokenizer,
                  double val_fraction, char *err, size_t errlen);
 
@@ -61,8 +64,11 @@ long token_shard_begin(const token_shard *s); /* global offset of its first toke
 long token_shard_total(const token_shard *s); /* tokens in the whole split */
 int token_shard_vocab_size(const token_shard *s);
 /* Copies tokens [pos, pos + n) of the rank's range (pos relative to its begin) into out.
- * Returns 0, or -1 and a line in err when the window leaves the range or the file holds an
- * id >= vocab_size (which would index past the embedding). Not thread-safe per shard. */
+ * Returns 0; TOKEN_READ_BAD_DATA and a line in err when the file's data is wrong (a chunk
+ * fails its checksum, or an id >= vocab_size, which would index past the embedding); or -1
+ * and a line in err for any other failure (the window leaves the range, an I/O error). Not
+ * thread-safe per shard. */
+#define TOKEN_READ_BAD_DATA (-2)
 int token_shard_read(token_shard *s, long pos, long n, int32_t *out, char *err, size_t errlen);
 void token_shard_close(token_shard *s);
 

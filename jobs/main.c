@@ -50,14 +50,46 @@ static int check_opts(int argc, char **argv, const char *const *known, const cha
     return 0;
 }
 
+/* --help or -h where an option name may stand */
+static int wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i += 2)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
+static void prepare_mnist_usage(FILE *f) {
+    fprintf(f, "usage: dtrain prepare mnist --idx DIR --out FILE.h5\n\n"
+               "Converts DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] into one HDF5 file.\n\n"
+               "options:\n"
+               "  --idx DIR      directory with the four idx files, each gzipped or plain (not both)\n"
+               "  --out FILE.h5  the HDF5 file to write (replaced only by a complete file)\n"
+               "  --help         print this help and exit\n");
+}
+
+static void prepare_text_usage(FILE *f) {
+    fprintf(f, "usage: dtrain prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] "
+               "[--val-fraction 0.1]\n\n"
+               "Tokenizes a text file into /train/tokens and /val/tokens of one HDF5 file.\n\n"
+               "options:\n"
+               "  --in FILE.txt          the text to tokenize\n"
+               "  --out FILE.h5          the HDF5 file to write (replaced only by a complete file)\n"
+               "  --tokenizer char|byte  char: one id per Unicode code point (UTF-8 input); byte: ids 0..255 "
+               "(default char)\n"
+               "  --val-fraction F       the share of tokens, at the end, held out for validation (default 0.1)\n"
+               "  --help                 print this help and exit\n");
+}
+
 static int prepare_text_cmd(int argc, char **argv) {
     static const char *const known[] = {"--in", "--out", "--tokenizer", "--val-fraction", NULL};
+    if (wants_help(argc - 1, argv + 1)) {
+        prepare_text_usage(stdout);
+        return EXIT_OK;
+    }
     if (check_opts(argc - 1, argv + 1, known, "prepare text") != 0) return EXIT_USAGE;
     const char *in = opt(argc, argv, "--in"), *out = opt(argc, argv, "--out");
     const char *tok = opt(argc, argv, "--tokenizer"), *vf = opt(argc, argv, "--val-fraction");
     if (!in || !out) {
-        fprintf(stderr, "usage: dtrain prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] "
-                        "[--val-fraction 0.1]\n");
+        prepare_text_usage(stderr);
         return EXIT_USAGE;
     }
     if (!tok) tok = "char";
@@ -72,9 +104,10 @@ static int prepare_text_cmd(int argc, char **argv) {
         return EXIT_USAGE;
     }
     char err[1024];
-    if (prepare_text(in, out, tok, f, err, sizeof err) != 0) {
+    int rc = prepare_text(in, out, tok, f, err, sizeof err);
+    if (rc != PREPARE_OK) {
         fprintf(stderr, "dtrain prepare text: %s\n", err);
-        return EXIT_RUNTIME;
+        return rc == PREPARE_BAD_INPUT ? EXIT_USAGE : EXIT_RUNTIME;
     }
     printf("wrote %s\n", out);
     return EXIT_OK;
@@ -87,16 +120,22 @@ static int prepare(int argc, char **argv) {
     }
     if (strcmp(argv[0], "mnist") == 0) {
         static const char *const known[] = {"--idx", "--out", NULL};
+        if (wants_help(argc - 1, argv + 1)) {
+            prepare_mnist_usage(stdout);
+            return EXIT_OK;
+        }
         if (check_opts(argc - 1, argv + 1, known, "prepare mnist") != 0) return EXIT_USAGE;
         const char *idx = opt(argc, argv, "--idx"), *out = opt(argc, argv, "--out");
         if (!idx || !out) {
-            fprintf(stderr, "usage: dtrain prepare mnist --idx DIR --out FILE.h5\n");
+            prepare_mnist_usage(stderr);
             return EXIT_USAGE;
         }
         char err[1024];
-        if (prepare_mnist(idx, out, err, sizeof err) != 0) {
+        int rc = prepare_mnist(idx, out, err, sizeof err);
+        if (rc != PREPARE_OK) {
             fprintf(stderr, "dtrain prepare mnist: %s\n", err);
-            return EXIT_RUNTIME;
+            /* bad idx files are the user's to fix (2); a failed write is a runtime error (1) */
+            return rc == PREPARE_BAD_INPUT ? EXIT_USAGE : EXIT_RUNTIME;
         }
         printf("wrote %s\n", out);
         return EXIT_OK;

@@ -13,6 +13,7 @@
 #include "testutil.h"
 #include "image_shard.h"
 #include "mnist_idx.h"
+#include "tokens.h"
 
 static char tmp[256]; /* this test's scratch directory; each test runs in its own process */
 
@@ -327,8 +328,103 @@ Test(shard, reads_only_its_hyperslab) {
     }
     char err[512] = "";
     cr_expect_null(image_shard_open(p.s, "train", 2, 3, err, sizeof err), "the corruption went unnoticed");
-    cr_expect_not_null(strstr(err, "/train/images: cannot read examples 20..29"), "%s", err);
+    cr_expect_not_null(strstr(err, "/train/images: checksum mismatch (file corrupted) in examples 20..29"), "%s",
+                       err);
     free(px);
+}
+
+/* ---- checksums: the files that prepare writes detect corruption --------------------------- */
+
+/* Flips one byte in the middle of the chunk of dpath that holds element `coord0` of the
+ * first dimension. */
+static void corrupt_chunk(const char *path, const char *dpath, hsize_t coord0) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, dpath, H5P_DEFAULT);
+    cr_assert_geq(ds, 0, "%s missing", dpath);
+    hsize_t coord[4] = {coord0, 0, 0, 0}, size;
+    haddr_t addr;
+    unsigned mask;
+    cr_assert_geq(H5Dget_chunk_info_by_coord(ds, coord, &mask, &addr, &size), 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+    int fd = open(path, O_RDWR);
+    cr_assert_geq(fd, 0);
+    uint8_t byte;
+    off_t at = (off_t)(addr + size / 2);
+    cr_assert_eq(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x5a;
+    cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+static void expect_corrupt(const char *path, const char *split, int rank, int world, const char *dpath) {
+    char err[512] = "", want[1200];
+    image_shard *s = image_shard_open(path, split, rank, world, err, sizeof err);
+    cr_expect_null(s, "rank %d of %d: the corruption of %s went unnoticed", rank, world, dpath);
+    if (s) image_shard_close(s);
+    snprintf(want, sizeof want, "%s: %s: checksum mismatch (file corrupted)", path, dpath);
+    cr_expect_not_null(strstr(err, want), "lacks '%s': %s", want, err);
+    cr_expect_null(strchr(err, '\n'), "not one line: %s", err);
+}
+
+Test(shard, prepared_images_are_checksummed, .timeout = 60) {
+    pathbuf h5 = mnist_h5();
+    corrupt_chunk(h5.s, "/train/images", 6000); /* rank 1 of 2 holds 4000..7999 */
+    image_shard *s = open_ok(h5.s, "train", 0, 2);
+    image_shard_close(s);
+    expect_corrupt(h5.s, "train", 1, 2, "/train/images");
+    expect_corrupt(h5.s, "train", 0, 1, "/train/images");
+    /* and through the resume path's subset reader */
+    long idx[3] = {10, 6000, 7000};
+    char err[512] = "";
+    cr_expect_null(image_shard_open_subset(h5.s, "train", 0, idx, 3, err, sizeof err));
+    cr_expect_not_null(strstr(err, "/train/images: checksum mismatch (file corrupted)"), "%s", err);
+}
+
+Test(shard, prepared_labels_are_checksummed, .timeout = 60) {
+    pathbuf h5 = mnist_h5();
+    corrupt_chunk(h5.s, "/test/labels", 0);
+    expect_corrupt(h5.s, "test", 0, 1, "/test/labels");
+}
+
+/* Files written before the filter existed (no Fletcher32) read as they always did. */
+Test(shard, unchecksummed_files_still_read) {
+    pathbuf p = path_join(tmp, "old.h5");
+    hid_t f = H5Fcreate(p.s, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    uint8_t *px = pattern(20, 9), lab[20] = {0};
+    hsize_t d[4] = {20, 3, 3, 1}, l[1] = {20};
+    add_dataset(f, "/train/images", H5T_STD_U8LE, 4, d, px, 8, 0);
+    add_dataset(f, "/train/labels", H5T_STD_U8LE, 1, l, lab, 8, 0);
+    H5Fclose(f);
+    image_shard *s = open_ok(p.s, "train", 0, 1);
+    uint8_t img[20 * 9];
+    image_shard_get(s, 0, 20, img, NULL, NULL);
+    cr_expect_eq(memcmp(img, px, sizeof img), 0);
+    image_shard_close(s);
+    free(px);
+}
+
+/* The token reader reports a checksum failure the same way (its reads are lazy, so the
+ * error comes from the read, not the open). Here because both readers share the check. */
+Test(shard, prepared_tokens_are_checksummed, .timeout = 60) {
+    pathbuf txt = path_join(tmp, "in.txt"), h5 = path_join(tmp, "tok.h5");
+    FILE *f = fopen(txt.s, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 200000; i++) fputc('a' + i % 26, f);
+    cr_assert_eq(fclose(f), 0);
+    char err[512] = "";
+    cr_assert_eq(prepare_text(txt.s, h5.s, "char", 0.1, err, sizeof err), 0, "%s", err);
+    corrupt_chunk(h5.s, "/train/tokens", 70000); /* the second chunk of 65536 tokens */
+    token_shard *t = token_shard_open(h5.s, "train", 0, 1, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    int32_t ids[100];
+    cr_expect_eq(token_shard_read(t, 0, 100, ids, err, sizeof err), 0, "an intact chunk failed: %s", err);
+    cr_expect_eq(token_shard_read(t, 70000, 100, ids, err, sizeof err), TOKEN_READ_BAD_DATA,
+                 "the corruption went unnoticed, or was not reported as bad data");
+    char want[1200];
+    snprintf(want, sizeof want, "%s: /train/tokens: checksum mismatch (file corrupted)", h5.s);
+    cr_expect_not_null(strstr(err, want), "lacks '%s': %s", want, err);
+    token_shard_close(t);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */

@@ -142,6 +142,10 @@ static uint8_t *read_u8(hid_t file, const char *path, int rank, const hsize_t *w
     cr_assert(H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 1 && H5Tget_sign(t) == H5T_SGN_NONE,
               "%s is not uint8", path);
     cr_assert_eq(H5Pget_layout(dcpl), H5D_CHUNKED, "%s is not chunked", path);
+    unsigned flags, conf;
+    size_t nvals = 0;
+    cr_expect_geq(H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvals, NULL, 0, NULL, &conf), 0,
+                  "%s has no Fletcher32 checksum", path);
     hsize_t dims[4] = {0};
     cr_assert_eq(H5Sget_simple_extent_ndims(s), rank, "%s rank", path);
     H5Sget_simple_extent_dims(s, dims, NULL);
@@ -276,6 +280,123 @@ Test(mnist, reader_errors) {
     expect_read_error(path_join(tmp, "missing").s, 1, "cannot open");
 }
 
+/* ---- gzip streams must be whole ------------------------------------------------------ */
+
+static uint8_t *read_bytes(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)n + 1);
+    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* A valid gzipped idx3 file of 2 images (path "ok.gz"), as bytes to damage. */
+static uint8_t *small_gz(size_t *len) {
+    uint8_t px[2 * PX];
+    for (int i = 0; i < 2 * PX; i++) px[i] = (uint8_t)(i * 13);
+    uint32_t dims[3] = {2, 28, 28};
+    write_idx(path_join(tmp, "ok.gz").s, 0x803, 3, dims, px, sizeof px, 1);
+    uint8_t *b = read_bytes(path_join(tmp, "ok.gz").s, len);
+    uint8_t *data;
+    int n, r, c;
+    char err[512];
+    cr_assert_eq(idx_read_images(path_join(tmp, "ok.gz").s, &data, &n, &r, &c, err, sizeof err), 0, "%s", err);
+    free(data);
+    return b;
+}
+
+/* gzread took a stream cut inside (or just before) its 8-byte trailer for a clean end */
+Test(mnist, gzip_trailer_cut) {
+    size_t len;
+    uint8_t *gz = small_gz(&len);
+    pathbuf p = path_join(tmp, "cut.gz");
+    for (size_t cut = 1; cut <= 8; cut++) {
+        write_file(p.s, gz, len - cut, 0);
+        expect_read_error(p.s, 1, "truncated gzip stream (missing CRC trailer)");
+    }
+    /* a few bytes more: the end of the deflate data goes too */
+    for (size_t cut = 9; cut <= 16; cut++) {
+        write_file(p.s, gz, len - cut, 0);
+        expect_read_error(p.s, 1, "truncated");
+    }
+    free(gz);
+}
+
+Test(mnist, gzip_trailer_mismatch) {
+    size_t len;
+    uint8_t *gz = small_gz(&len);
+    pathbuf p = path_join(tmp, "bad.gz");
+    gz[len - 8] ^= 0x01; /* CRC32 */
+    write_file(p.s, gz, len, 0);
+    expect_read_error(p.s, 1, "gzip CRC mismatch");
+    gz[len - 8] ^= 0x01;
+    gz[len - 4] ^= 0x01; /* ISIZE, the length mod 2^32 */
+    write_file(p.s, gz, len, 0);
+    expect_read_error(p.s, 1, "gzip length mismatch");
+    gz[len - 4] ^= 0x01;
+    gz[len / 2] ^= 0x55; /* the deflate data: caught by inflate or by the CRC, but caught */
+    write_file(p.s, gz, len, 0);
+    expect_read_error(p.s, 1, "");
+    free(gz);
+}
+
+/* bytes after the last gzip member, even zeros: rejected, not skipped as gzread did */
+Test(mnist, gzip_trailing_garbage) {
+    size_t len;
+    uint8_t *gz = small_gz(&len);
+    uint8_t *longer = calloc(1, len + 16);
+    memcpy(longer, gz, len);
+    pathbuf p = path_join(tmp, "tail.gz");
+    const size_t tails[] = {1, 2, 16};
+    for (int i = 0; i < 3; i++) {
+        write_file(p.s, longer, len + tails[i], 0);
+        expect_read_error(p.s, 1, "trailing data after the end of the gzip stream");
+    }
+    memcpy(longer + len, "garbage!", 8);
+    write_file(p.s, longer, len + 8, 0);
+    expect_read_error(p.s, 1, "trailing data after the end of the gzip stream");
+    /* a second member that holds more data: after the payload, as in a plain file */
+    free(longer);
+    longer = malloc(2 * len);
+    memcpy(longer, gz, len);
+    memcpy(longer + len, gz, len);
+    write_file(p.s, longer, 2 * len, 0);
+    expect_read_error(p.s, 1, "trailing data: expected the file to end after 1568 bytes of pixels");
+    free(longer);
+    free(gz);
+}
+
+/* gzip allows members to be concatenated (cat a.gz b.gz): the payload may span them */
+Test(mnist, gzip_members_concatenated) {
+    uint8_t raw[16 + 2 * PX];
+    put_be32(raw, 0x803);
+    put_be32(raw + 4, 2);
+    put_be32(raw + 8, 28);
+    put_be32(raw + 12, 28);
+    for (int i = 0; i < 2 * PX; i++) raw[16 + i] = (uint8_t)(i * 5);
+    size_t split = 100, alen, blen;
+    write_file(path_join(tmp, "a.gz").s, raw, split, 1);
+    write_file(path_join(tmp, "b.gz").s, raw + split, sizeof raw - split, 1);
+    uint8_t *a = read_bytes(path_join(tmp, "a.gz").s, &alen), *b = read_bytes(path_join(tmp, "b.gz").s, &blen);
+    uint8_t *both = malloc(alen + blen);
+    memcpy(both, a, alen);
+    memcpy(both + alen, b, blen);
+    pathbuf p = path_join(tmp, "both.gz");
+    write_file(p.s, both, alen + blen, 0);
+    uint8_t *px;
+    int n, r, c;
+    char err[512];
+    cr_assert_eq(idx_read_images(p.s, &px, &n, &r, &c, err, sizeof err), 0, "%s", err);
+    cr_expect(n == 2 && r == 28 && c == 28);
+    cr_expect_eq(memcmp(px, raw + 16, 2 * PX), 0);
+    free(px), free(a), free(b), free(both);
+}
+
 Test(mnist, cut_gzip_stream) {
     /* the .gz file itself cut in half: zlib sees the stream end early */
     FILE *f = fopen(path_join(shipped_dir(), "t10k-images-idx3-ubyte.gz").s, "rb");
@@ -337,7 +458,8 @@ static void expect_prepare_error(const char *dir, const char *file, const char *
     pathbuf out_path = path_join(tmp, "out.h5");
     const char *out = out_path.s;
     char err[512] = "";
-    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1, "a broken %s was accepted", file);
+    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), PREPARE_BAD_INPUT, "a broken %s was not reported as "
+                 "bad input", file);
     cr_expect_not_null(strstr(err, file), "message does not name %s: %s", file, err);
     cr_expect_not_null(strstr(err, phrase), "message lacks '%s': %s", phrase, err);
     cr_expect_null(strchr(err, '\n'), "message is not one line: %s", err);
@@ -409,13 +531,33 @@ Test(mnist, prepare_wrong_image_size) {
     expect_prepare_error(dir, path_join(dir, "train-images-idx3-ubyte").s, "27x27: expected 28x28");
 }
 
+/* the header is wrong about the size, not the payload short: say which */
+Test(mnist, prepare_wrong_size_in_header) {
+    pathbuf dir_path = make_small_dir(1);
+    const char *dir = dir_path.s;
+    uint8_t px[SMALL_TEST * PX] = {0};
+    uint32_t dims[3] = {SMALL_TEST, 32, 32};
+    write_idx(path_join(dir, "t10k-images-idx3-ubyte.gz").s, 0x803, 3, dims, px, sizeof px, 1);
+    expect_prepare_error(dir, path_join(dir, "t10k-images-idx3-ubyte.gz").s, "images are 32x32: expected 28x28");
+}
+
+Test(mnist, prepare_gz_and_plain_both_present) {
+    pathbuf dir_path = make_small_dir(1);
+    const char *dir = dir_path.s;
+    make_small_split(dir, "train", SMALL_TRAIN, 0);
+    pathbuf gz = path_join(dir, "train-images-idx3-ubyte.gz"), plain = path_join(dir, "train-images-idx3-ubyte");
+    char both[2200];
+    snprintf(both, sizeof both, "%s and %s both exist", gz.s, plain.s);
+    expect_prepare_error(dir, both, "expected one of them");
+}
+
 Test(mnist, prepare_unwritable_output) {
     pathbuf dir_path = make_small_dir(1);
     const char *dir = dir_path.s;
     pathbuf out_path = path_join(tmp, "no-such-dir/out.h5");
     const char *out = out_path.s;
     char err[512] = "";
-    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1);
+    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), PREPARE_FAILED, "not reported as a write failure");
     cr_expect_not_null(strstr(err, out), "message does not name the output: %s", err);
     cr_expect_null(strchr(err, '\n'), "message is not one line: %s", err);
 }
@@ -426,7 +568,7 @@ Test(mnist, late_failure_removes_temporary) {
     pathbuf out = path_join(tmp, "out.h5");
     cr_assert_eq(mkdir(out.s, 0755), 0);
     char err[512] = "";
-    cr_assert_eq(prepare_mnist(dir_path.s, out.s, err, sizeof err), -1);
+    cr_assert_eq(prepare_mnist(dir_path.s, out.s, err, sizeof err), PREPARE_FAILED);
     cr_expect_not_null(strstr(err, out.s), "message does not name the output: %s", err);
     cr_expect_not_null(strstr(err, "cannot rename"), "%s", err);
     cr_expect_eq(count_named(tmp, ".tmp."), 0, "temporary file left behind");
@@ -442,7 +584,7 @@ Test(mnist, failure_keeps_previous_output) {
     struct stat before, after;
     cr_assert_eq(stat(out, &before), 0);
     cr_assert_eq(unlink(path_join(dir, "train-images-idx3-ubyte.gz").s), 0);
-    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), -1);
+    cr_assert_eq(prepare_mnist(dir, out, err, sizeof err), PREPARE_BAD_INPUT);
     cr_assert_eq(stat(out, &after), 0, "the previous output was removed");
     cr_expect_eq(before.st_ino, after.st_ino, "the previous output was replaced");
     cr_expect_eq(count_named(tmp, ".tmp."), 0);

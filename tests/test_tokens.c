@@ -143,7 +143,8 @@ static void expect_prepare_fails(const char *in, const char *tokenizer, double v
     pathbuf out = path_join(tmp, "out.h5");
     int before = entries(tmp);
     char err[512] = "";
-    cr_assert_neq(prepare_text(in, out.s, tokenizer, val, err, sizeof err), 0, "expected failure (%s)", want);
+    cr_assert_eq(prepare_text(in, out.s, tokenizer, val, err, sizeof err), PREPARE_BAD_INPUT,
+                 "expected a bad-input failure (%s)", want);
     cr_expect(strstr(err, want) != NULL, "error '%s' lacks '%s'", err, want);
     cr_expect_null(strchr(err, '\n'), "error is not one line: %s", err);
     cr_expect(!exists(out.s), "partial output left behind");
@@ -419,7 +420,7 @@ Test(prepare, output_failures_leave_nothing) {
     pathbuf in = path_join(tmp, "in.txt"), out = path_join(tmp, "no_dir/out.h5");
     write_bytes(in.s, "hello\n", 6);
     char err[512] = "";
-    cr_assert_neq(prepare_text(in.s, out.s, "char", 0.5, err, sizeof err), 0);
+    cr_assert_eq(prepare_text(in.s, out.s, "char", 0.5, err, sizeof err), PREPARE_FAILED, "a write failure");
     cr_expect(strstr(err, "no_dir/out.h5") != NULL, "%s", err);
     cr_expect_eq(entries(tmp), 1);
     /* writing over the input would destroy it */
@@ -569,7 +570,7 @@ Test(tshard, reads_outside_the_range_fail) {
     cr_expect_eq(token_shard_read(s, 0, 5, ids, err, sizeof err), 0, "%s", err);
     cr_expect(ids[0] == 5 && ids[4] == 9);
     cr_expect_eq(token_shard_read(s, 5, 0, ids, err, sizeof err), 0, "an empty read at the end is fine");
-    cr_expect_neq(token_shard_read(s, 1, 5, ids, err, sizeof err), 0);
+    cr_expect_eq(token_shard_read(s, 1, 5, ids, err, sizeof err), -1, "outside the range is not bad data");
     cr_expect(strstr(err, "small.h5") && strstr(err, "/train/tokens") && strstr(err, "outside rank 1"), "%s", err);
     cr_expect_neq(token_shard_read(s, -1, 2, ids, err, sizeof err), 0);
     cr_expect_neq(token_shard_read(s, 0, -1, ids, err, sizeof err), 0);

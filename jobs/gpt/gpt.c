@@ -145,8 +145,8 @@ static void read_window(gpt_run *r, trainer *t, token_shard *s, const char *spli
                         int b) {
     char err[1024];
     int T = r->T, V = r->g.cfg.vocab_size;
-    if (token_shard_read(s, pos, T + 1, r->window, err, sizeof err) != 0)
-        trainer_fail(t, EXIT_RUNTIME, "%s", err);
+    int rc = token_shard_read(s, pos, T + 1, r->window, err, sizeof err);
+    if (rc != 0) trainer_fail(t, rc == TOKEN_READ_BAD_DATA ? EXIT_USAGE : EXIT_RUNTIME, "%s", err);
     /* the kernels index embeddings by these ids: one bad file must not read out of bounds */
     for (int i = 0; i <= T; i++)
         if (r->window[i] < 0 || r->window[i] >= V)
