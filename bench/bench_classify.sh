@@ -3,6 +3,8 @@
 # measured in one run. Each side is taken at its best setting on the machine's cores:
 #   dtrain:  1 rank x T threads, and R ranks x 1 thread (mpirun), R*T = cores
 #   PyTorch: torch threads x OpenBLAS threads in {1,2}^2 (Debian's python3-torch)
+# Both sides do the same work: dtrain's augmentation is off (--augment_shift 0), as the
+# PyTorch script trains on the images as they are.
 # Each setting runs REPEATS times for EPOCHS epochs; the best images/s counts (training
 # loop only; evaluation and data loading are excluded on both sides). Warm-up is excluded on
 # both sides too: PyTorch runs 5 untimed steps first; dtrain's rate is taken over the epochs
@@ -30,10 +32,10 @@ dtrain_run() { # MODEL RANKS THREADS → images/s
     local out=$TMP/run
     rm -rf "$out"
     if [ "$2" -eq 1 ]; then
-        build/dtrain classify --model "$1" --epochs "$EPOCHS" --threads "$3" --out "$out" >/dev/null
+        build/dtrain classify --model "$1" --epochs "$EPOCHS" --threads "$3" --augment_shift 0 --out "$out" >/dev/null
     else
         mpirun --oversubscribe -np "$2" build/dtrain classify --model "$1" --epochs "$EPOCHS" \
-            --threads "$3" --out "$out" >/dev/null
+            --threads "$3" --augment_shift 0 --out "$out" >/dev/null
     fi
     # images over time of the epochs after the first (each line: images_per_s, epoch_time_s)
     sed -n 's/.*"images_per_s": \([-0-9.eE+]*\),.*"epoch_time_s": \([-0-9.eE+]*\).*/\1 \2/p' \

@@ -30,6 +30,9 @@ def parse_args():
     p.add_argument('--init', choices=('xavier', 'default'), default='xavier',
                    help="xavier: Glorot-uniform weights, zero biases, as dtrain's classify "
                         "job; default: PyTorch's own U(+-1/sqrt(fan_in))")
+    p.add_argument('--augment-shift', type=int, default=0,
+                   help="move each training image by up to this many pixels each way, uncovered "
+                        "pixels 0 (dtrain's augment_shift); 0 = off")
     p.add_argument('--torch-threads', type=int, default=1,
                    help='torch intra-op threads (torch.set_num_threads)')
     p.add_argument('--openblas-threads', type=int, default=None,
@@ -92,6 +95,19 @@ def step(model, opt, loss_fn, x, y):
     return loss.detach()
 
 
+def shift(xb, s, gen):
+    """Each image moved by (dx, dy), uniform in [-s, s], uncovered pixels at the value that
+    raw 0 normalises to, as dtrain's augment_shift does on the raw bytes."""
+    n, _, h, w = xb.shape
+    padded = nn.functional.pad(xb, (s, s, s, s), value=(0 - MEAN) / STD)
+    d = torch.randint(-s, s + 1, (n, 2), generator=gen)
+    out = torch.empty_like(xb)
+    for i in range(n):
+        dx, dy = int(d[i, 0]), int(d[i, 1])
+        out[i] = padded[i, :, s - dy:s - dy + h, s - dx:s - dx + w]
+    return out
+
+
 def train(model, x, y, args):
     """Train in place; return (seconds, mean loss of the last epoch)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -105,7 +121,8 @@ def train(model, x, y, args):
         total = torch.zeros(())
         for i in range(0, n, args.batch):
             idx = order[i:i + args.batch]
-            total += step(model, opt, loss_fn, x[idx], y[idx]) * len(idx)
+            xb = shift(x[idx], args.augment_shift, gen) if args.augment_shift else x[idx]
+            total += step(model, opt, loss_fn, xb, y[idx]) * len(idx)
     seconds = time.perf_counter() - start
     return seconds, total.item() / n
 
@@ -153,6 +170,7 @@ def main():
         'epochs': args.epochs,
         'batch': args.batch,
         'seed': args.seed,
+        'augment_shift': args.augment_shift,
         'n_train': len(x_train),
         'train_seconds': round(seconds, 4),
         'train_loss': round(train_loss, 5),

@@ -487,6 +487,18 @@ static int same_value(const char *a, const char *b) {
 /* Rank 0 warns, a line per key, where this run's config differs from the one stored in the
  * checkpoint it resumes (operational keys aside): such a run goes on, as asked, but will not
  * reproduce the uninterrupted run (a new epoch count, for one, reshapes the LR schedule). */
+/* whether a config text (`key = value` lines) sets key */
+static int stored_has_key(const char *stored, const char *key) {
+    size_t kl = strlen(key);
+    for (const char *line = stored; *line;) {
+        if (strncmp(line, key, kl) == 0 && strncmp(line + kl, " = ", 3) == 0) return 1;
+        const char *end = strchr(line, '\n');
+        if (!end) break;
+        line = end + 1;
+    }
+    return 0;
+}
+
 static void warn_config_changes(const trainer *t, const char *stored, const char *path) {
     if (t->rank != 0 || !stored) return;
     for (const char *line = stored; *line;) {
@@ -508,6 +520,14 @@ static void warn_config_changes(const trainer *t, const char *stored, const char
             }
         }
         line += len + (end ? 1 : 0);
+    }
+    /* keys the checkpoint's config does not name came with a newer dtrain; their defaults
+     * may train differently from the code that wrote the checkpoint */
+    for (int i = 0; i < t->cfg.n; i++) {
+        const char *key = t->cfg.spec[i]->key;
+        if (operational_key(key) || stored_has_key(stored, key)) continue;
+        fprintf(stderr, "dtrain: warning: resuming %s, whose config has no key '%s' (written by an older "
+                "dtrain?): it continues with %s = %s\n", path, key, key, t->cfg.value[i]);
     }
 }
 

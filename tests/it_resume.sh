@@ -66,3 +66,14 @@ rc=0
 [ $rc -eq 2 ] || fail "incompatible checkpoint should exit 2, got $rc"
 grep -q "incompatible with this model" "$TMP/err" || fail "unclear message: $(cat "$TMP/err")"
 ok "$(head -n 1 "$TMP/err")"
+
+# a checkpoint from an older dtrain, whose config lacks a key this one has: the resume goes
+# on with the key's current value and says so, once
+old=$TMP/older.h5
+cp "$TMP/straight1/checkpoints/$last" "$old"
+"$BIN/tests/tool_h5_edit" "$old" drop-line config "augment_shift = "
+"$DTRAIN" classify "${common[@]}" --out "$TMP/older" --resume "$old" > /dev/null 2> "$TMP/err"
+[ "$(grep -c "warning: resuming .*older.h5, whose config has no key 'augment_shift'" "$TMP/err")" -eq 1 ] ||
+    fail "no single warning for a key the checkpoint lacks: $(cat "$TMP/err")"
+[ "$(grep -c warning "$TMP/err")" -eq 1 ] || fail "other warnings: $(cat "$TMP/err")"
+ok "$(grep -m1 -o "whose config has no key.*" "$TMP/err")"

@@ -21,7 +21,7 @@ expect_error "bad value '9000' for key 'batch_size': batch_size x grad_accum (90
 # a label outside 0..9, in the file's second half (rank 1's shard at 2 ranks): every job
 # that reads labels names the file, the dataset, the label and its index, and exits 2
 cp "$DATA" "$TMP/bad.h5"
-"$BIN/tests/tool_h5_set_u8" "$TMP/bad.h5" /train/labels 5000 42
+"$BIN/tests/tool_h5_edit" "$TMP/bad.h5" set-u8 /train/labels 5000 42
 [ "$(h5dump -d /train/labels -s 5000 -c 1 "$TMP/bad.h5" | grep -o '(5000): [0-9]*')" = "(5000): 42" ] ||
     fail "could not plant the bad label"
 want="bad.h5: /train/labels: label 42 at index 5000: expected 0..9"

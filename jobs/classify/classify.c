@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_augment.h"
 #include "image_epoch.h"
 #include "image_labels.h"
 #include "image_shard.h"
@@ -26,6 +27,7 @@ static const cfg_spec classify_keys[] = {
     {"data", CFG_STRING, "data/mnist.h5", NULL, "HDF5 file from `dtrain prepare mnist`"},
     {"hidden", CFG_INT, "256", "1..65536", "hidden width of the MLP"},
     {"shuffle", CFG_INT, "1", "0..1", "reshuffle each rank's shard every epoch"},
+    {"augment_shift", CFG_INT, "1", "0..8", "training images move by up to this many pixels each way (0 = off)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -51,6 +53,7 @@ typedef struct classify {
     size_t scratch_floats;
     int32_t *targets;
     uint8_t *img_buf, *lab_buf;
+    uint8_t *shift_buf;     /* one image, for augment_shift */
     image_shard *train, *test;
     image_epoch order;      /* the epoch's order over the train shard, resumable */
     FILE *trace;            /* test hook, see trace_examples */
@@ -148,6 +151,7 @@ static void alloc_buffers(classify *c) {
     c->targets = xcalloc((size_t)c->cap, sizeof *c->targets);
     c->img_buf = xmalloc((size_t)c->cap * in);
     c->lab_buf = xmalloc((size_t)c->cap);
+    c->shift_buf = xmalloc(in);
 }
 
 static void *classify_create(trainer *t) {
@@ -314,12 +318,29 @@ int classify_features(void *js, trainer *t, const uint8_t *images, int n, float 
 static void trace_examples(classify *c, trainer *t, long pos, int n);
 
 
+/* Augmentation (augment_shift = max): each training image moves by (dx, dy), each uniform
+ * in [-max, max], and the pixels it uncovers are 0, MNIST's background. The draws come from
+ * the rank's stream in a fixed order, so a run is reproducible and a resume, which restores
+ * the stream, continues it exactly. Evaluation sees the images as they are. */
+static void shift_images(classify *c, trainer *t, uint8_t *images, int n, int max) {
+    const size_t bytes = (size_t)c->H * c->W * c->C;
+    for (int b = 0; b < n; b++) {
+        int dx = (int)rng_below(&t->rng, (uint64_t)(2 * max + 1)) - max;
+        int dy = (int)rng_below(&t->rng, (uint64_t)(2 * max + 1)) - max;
+        uint8_t *img = images + (size_t)b * bytes;
+        image_shift(c->shift_buf, img, c->H, c->W, c->C, dx, dy);
+        memcpy(img, c->shift_buf, bytes);
+    }
+}
+
 /* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
 static float classify_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
     classify *c = js;
     int n = c->local_batch;
     long pos = (step * t->grad_accum + micro) * n;
     image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, NULL);
+    int shift = (int)config_int(&t->cfg, "augment_shift");
+    if (shift > 0) shift_images(c, t, c->img_buf, n, shift);
     *items = n;
     float loss = classify_batch(c, t, c->img_buf, c->lab_buf, n);
     if (c->trace) trace_examples(c, t, pos, n);
@@ -427,6 +448,7 @@ static void classify_destroy(void *js) {
     free(c->targets);
     free(c->img_buf);
     free(c->lab_buf);
+    free(c->shift_buf);
     image_shard_close(c->train);
     image_shard_close(c->test);
     image_epoch_free(&c->order);
