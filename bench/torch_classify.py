@@ -51,32 +51,7 @@ import h5py  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-MEAN, STD = 0.1307, 0.3081
-
-
-def lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-
-
-def mlp():
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(784, 256), nn.ReLU(),
-        nn.Linear(256, 10))
-
-
-def load(h5, split):
-    """Return normalised N x 1 x 28 x 28 float images and int64 labels."""
-    images = torch.from_numpy(h5[split + '/images'][()])  # N x 28 x 28 x 1
-    labels = torch.from_numpy(h5[split + '/labels'][()])
-    x = images.permute(0, 3, 1, 2).float().div(255).sub(MEAN).div(STD)
-    return x.contiguous(), labels.long()
+from torch_mnist import MEAN, STD, lenet, load, mlp  # noqa: E402
 
 
 def openblas_threads():

@@ -22,7 +22,7 @@ import h5py
 import torch
 from torch import nn
 
-MEAN, STD = 0.1307, 0.3081
+from torch_mnist import lenet, load, mlp
 
 
 def parse_args():
@@ -38,27 +38,6 @@ def parse_args():
                         'the steps since the one before')
     p.add_argument('--quiet', action='store_true', help='print only rows at epoch ends, and the summary')
     return p.parse_args()
-
-
-def lenet():
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
-        nn.Linear(84, 10))
-
-
-def mlp():
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def load(h5, split):
-    images = torch.from_numpy(h5[split + '/images'][()])
-    labels = torch.from_numpy(h5[split + '/labels'][()])
-    x = images.permute(0, 3, 1, 2).float().div(255).sub(MEAN).div(STD)
-    return x.contiguous(), labels.long()
 
 
 def ckpt_tensors(f, group, model):
