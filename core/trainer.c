@@ -498,8 +498,8 @@ static int stored_has_key(const char *stored, const char *key) {
 
 /* Rank 0 warns, a line per key, where this run's config differs from the one stored in the
  * checkpoint it resumes (operational keys aside): such a run goes on, as asked, but will not
- * reproduce the uninterrupted run (a new epoch count, for one, reshapes the LR schedule). Keys the
- * stored config lacks are named as well. */
+ * reproduce the uninterrupted run (a new epoch count, for one, reshapes the LR schedule).
+ * Keys the stored config lacks are named as well. */
 static void warn_config_changes(const trainer *t, const char *stored, const char *path) {
     if (t->rank != 0 || !stored) return;
     for (const char *line = stored; *line;) {
