@@ -57,6 +57,29 @@ void trainer_fail(trainer *t, int code, const char *fmt, ...) {
     comm_abort(t ? t->comm : NULL, code, "%s", msg);
 }
 
+void trainer_check(trainer *t, int failed, int code, const char *fmt, ...) {
+    char msg[1024] = "";
+    if (failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    if (!t || !t->comm || t->world == 1) {
+        if (failed) trainer_fail(t, code, "%s", msg);
+        return;
+    }
+    int32_t v[2] = {failed ? t->world - t->rank : 0, failed ? code : 0}; /* max: the lowest failing rank */
+    comm_allreduce_max_i32(t->comm, v, 2);
+    if (v[0] == 0) return;
+    if (t->rank == t->world - v[0]) {
+        fprintf(stderr, "dtrain: rank %d/%d: %s\n", t->rank, t->world, msg);
+        fflush(stderr);
+    }
+    comm_finalize(t->comm);
+    exit(v[1]);
+}
+
 void trainer_log(trainer *t, const char *fmt, ...) {
     if (t->rank != 0) return;
     va_list ap;

@@ -88,6 +88,12 @@ void trainer_apply_gradients(trainer *t);
 _Noreturn void trainer_fail(trainer *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A check every rank makes at the same point (setting up, reading the config or opening the
+ * data): collective. If it failed on any rank, the lowest such rank prints its message, as
+ * trainer_fail does, and every rank leaves cleanly with that code: one line, instead of one
+ * per rank and MPI's abort banner. fmt is formatted only where failed. */
+void trainer_check(trainer *t, int failed, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Only rank 0 prints: progress lines and reports. */
 void trainer_log(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -28,6 +28,19 @@ want="bad.h5: /train/labels: label 42 at index 5000: expected 0..9"
 expect_error "$want" "$DTRAIN" "${mlp[@]}" --data "$TMP/bad.h5" --out "$TMP/x"
 [ "$(grep -c . "$TMP/err")" -eq 1 ] || { cat "$TMP/err"; fail "more than one line for a bad label"; }
 expect_error "rank 1/2: .*$want" "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --data "$TMP/bad.h5" --out "$TMP/x"
+# checks every rank makes while setting up are collective: one line from the lowest failing
+# rank, a clean exit 2 on every rank, no MPI_Abort
+one_line() { # CMD...: fails with exit 2 and exactly one dtrain line, without MPI_ABORT
+    local status=0
+    "$@" > "$TMP/out" 2> "$TMP/err" || status=$?
+    [ $status -eq 2 ] || { cat "$TMP/err"; fail "exit $status, expected 2: $*"; }
+    [ "$(grep -c '^dtrain' "$TMP/err")" -eq 1 ] || { cat "$TMP/err"; fail "not one dtrain line: $*"; }
+    ! grep -q "MPI_ABORT" "$TMP/err" || { cat "$TMP/err"; fail "MPI_Abort for a set-up error: $*"; }
+    ok "2 ranks, one line: $(grep '^dtrain' "$TMP/err")"
+}
+one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --data "$TMP/bad.h5" --out "$TMP/x"
+one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --data "$TMP/nosuch.h5" --out "$TMP/x"
+one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" diffusion --data "$DATA" --channel_mult 1,x --out "$TMP/x"
 expect_error "$want" "$DTRAIN" diffusion --data "$TMP/bad.h5" --channels 8 --channel_mult 1,2 --groups 4 --out "$TMP/x"
 
 # a run ended by max_steps in the middle of an epoch is still evaluated, and its summary

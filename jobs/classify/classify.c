@@ -159,19 +159,18 @@ static void *classify_create(trainer *t) {
     const char *path = config_str(&t->cfg, "data");
     char err[1024];
     c->train = image_shard_open(path, "train", t->rank, t->world, err, sizeof err);
-    if (!c->train) trainer_fail(t, EXIT_USAGE, "%s", err);
+    trainer_check(t, !c->train, EXIT_USAGE, "%s", err);
     c->test = image_shard_open(path, "test", t->rank, t->world, err, sizeof err);
-    if (!c->test) trainer_fail(t, EXIT_USAGE, "%s", err);
-    if (image_labels_check(c->train, path, "train", NCLASSES, err, sizeof err) != 0 ||
-        image_labels_check(c->test, path, "test", NCLASSES, err, sizeof err) != 0)
-        trainer_fail(t, EXIT_USAGE, "%s", err);
+    trainer_check(t, !c->test, EXIT_USAGE, "%s", err);
+    trainer_check(t, image_labels_check(c->train, path, "train", NCLASSES, err, sizeof err) != 0 ||
+                         image_labels_check(c->test, path, "test", NCLASSES, err, sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     c->H = image_shard_height(c->train);
     c->W = image_shard_width(c->train);
     c->C = image_shard_channels(c->train);
     if (strcmp(config_str(&t->cfg, "model"), "lenet") == 0) {
-        if (c->H != 28 || c->W != 28 || c->C != 1)
-            trainer_fail(t, EXIT_USAGE, "%s: /train/images: LeNet expects 28x28x1 images, got %dx%dx%d",
-                         path, c->H, c->W, c->C);
+        trainer_check(t, c->H != 28 || c->W != 28 || c->C != 1, EXIT_USAGE,
+                      "%s: /train/images: LeNet expects 28x28x1 images, got %dx%dx%d", path, c->H, c->W, c->C);
         build_lenet(c, &t->model);
     } else {
         build_mlp(c, &t->model, (int)config_int(&t->cfg, "hidden"));

@@ -94,30 +94,31 @@ static unet_config config_for(trainer *t, int H, int W) {
     for (const char *p = mult; *p;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 64 || c.levels == UNET_MAX_LEVELS || (*end && *end != ','))
-            trainer_fail(t, EXIT_USAGE, "bad value '%s' for key 'channel_mult': expected 1 to %d comma-separated "
-                         "integers in 1..64, e.g. 1,2,2", mult, UNET_MAX_LEVELS);
+        /* the same config on every rank: every rank takes the same branch */
+        trainer_check(t, end == p || v < 1 || v > 64 || c.levels == UNET_MAX_LEVELS || (*end && *end != ','),
+                      EXIT_USAGE, "bad value '%s' for key 'channel_mult': expected 1 to %d comma-separated "
+                      "integers in 1..64, e.g. 1,2,2", mult, UNET_MAX_LEVELS);
         c.width[c.levels++] = (int)v * base;
         p = *end ? end + 1 : end;
     }
-    if (c.levels == 0) trainer_fail(t, EXIT_USAGE, "bad value '' for key 'channel_mult': expected e.g. 1,2,2");
+    trainer_check(t, c.levels == 0, EXIT_USAGE, "bad value '' for key 'channel_mult': expected e.g. 1,2,2");
     c.blocks = (int)config_int(&t->cfg, "blocks");
     c.groups = (int)config_int(&t->cfg, "groups");
     c.heads = (int)config_int(&t->cfg, "heads");
     char err[512];
-    if (unet_check(&c, err, sizeof err) != 0) trainer_fail(t, EXIT_USAGE, "%s", err);
+    trainer_check(t, unet_check(&c, err, sizeof err) != 0, EXIT_USAGE, "%s", err);
     return c;
 }
 
 static image_shard *open_split(trainer *t, const char *split) {
     char err[1024];
     image_shard *s = image_shard_open(config_str(&t->cfg, "data"), split, t->rank, t->world, err, sizeof err);
-    if (!s) trainer_fail(t, EXIT_USAGE, "%s", err);
-    if (image_shard_channels(s) != 1)
-        trainer_fail(t, EXIT_USAGE, "%s: /%s/images: the diffusion job draws 1-channel images, got %d channels",
-                     config_str(&t->cfg, "data"), split, image_shard_channels(s));
-    if (image_labels_check(s, config_str(&t->cfg, "data"), split, UNET_NCLASSES, err, sizeof err) != 0)
-        trainer_fail(t, EXIT_USAGE, "%s", err);
+    trainer_check(t, !s, EXIT_USAGE, "%s", err);
+    trainer_check(t, image_shard_channels(s) != 1, EXIT_USAGE,
+                  "%s: /%s/images: the diffusion job draws 1-channel images, got %d channels",
+                  config_str(&t->cfg, "data"), split, image_shard_channels(s));
+    trainer_check(t, image_labels_check(s, config_str(&t->cfg, "data"), split, UNET_NCLASSES, err, sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     return s;
 }
 
@@ -129,9 +130,9 @@ static void *diffusion_create(trainer *t) {
     unet_config c = config_for(t, d->H, d->W);
     unet_build(&d->net, &t->model, &c);
     double b0 = config_float(&t->cfg, "beta_start"), b1 = config_float(&t->cfg, "beta_end");
-    if (!(b0 > 0 && b0 <= b1 && b1 < 1))
-        trainer_fail(t, EXIT_USAGE, "bad values for keys 'beta_start' (%g) and 'beta_end' (%g): need "
-                     "0 < beta_start <= beta_end < 1", b0, b1);
+    trainer_check(t, !(b0 > 0 && b0 <= b1 && b1 < 1), EXIT_USAGE,
+                  "bad values for keys 'beta_start' (%g) and 'beta_end' (%g): need 0 < beta_start <= beta_end < 1",
+                  b0, b1);
     ddpm_schedule_init(&d->sched, (int)config_int(&t->cfg, "T"), b0, b1);
     d->local_batch = (int)(config_int(&t->cfg, "batch_size") / t->world);
     int n = d->local_batch;

@@ -80,13 +80,11 @@ static gpt_config config_for(trainer *t, int data_vocab) {
         .bias = (int)config_int(c, "bias"),
     };
     long vocab = config_int(c, "vocab_size");
-    if (g.n_embd % g.n_head != 0)
-        trainer_fail(t, EXIT_USAGE, "bad value '%d' for key 'n_embd': must be a multiple of n_head (%d)",
-                     g.n_embd, g.n_head);
-    if (vocab != 0 && vocab < data_vocab)
-        trainer_fail(t, EXIT_USAGE,
-                     "bad value '%ld' for key 'vocab_size': %s holds ids up to %d (0 = the data's)",
-                     vocab, config_str(c, "data"), data_vocab - 1);
+    trainer_check(t, g.n_embd % g.n_head != 0, EXIT_USAGE,
+                  "bad value '%d' for key 'n_embd': must be a multiple of n_head (%d)", g.n_embd, g.n_head);
+    trainer_check(t, vocab != 0 && vocab < data_vocab, EXIT_USAGE,
+                  "bad value '%ld' for key 'vocab_size': %s holds ids up to %d (0 = the data's)", vocab,
+                  config_str(c, "data"), data_vocab - 1);
     g.vocab_size = vocab ? (int)vocab : data_vocab;
     g.padded_vocab = gpt_pad_vocab(g.vocab_size, (int)config_int(c, "vocab_pad"));
     return g;
@@ -96,12 +94,10 @@ static token_shard *open_split(trainer *t, const char *path, const char *split, 
                                int world, long min_tokens) {
     char err[1024];
     token_shard *s = token_shard_open(path, split, rank, world, err, sizeof err);
-    if (!s) trainer_fail(t, EXIT_USAGE, "%s", err);
-    if (token_shard_size(s) < min_tokens)
-        trainer_fail(t, EXIT_USAGE,
-                     "%s: /%s/tokens: %s holds %ld tokens, fewer than block_size + 1 = %ld",
-                     path, split, world > 1 ? "this rank's shard" : "the split", token_shard_size(s),
-                     min_tokens);
+    trainer_check(t, !s, EXIT_USAGE, "%s", err);
+    trainer_check(t, token_shard_size(s) < min_tokens, EXIT_USAGE,
+                  "%s: /%s/tokens: %s holds %ld tokens, fewer than block_size + 1 = %ld", path, split,
+                  world > 1 ? "this rank's shard" : "the split", token_shard_size(s), min_tokens);
     return s;
 }
 
