@@ -34,7 +34,7 @@ static int parse_double(const char *s, double *out) {
 }
 
 /* "lo..hi" bounds, "lo..<hi" for an upper bound left out; either side may be empty for an
- * open bound. Integer keys are further bounded by int's range (see validate). */
+ * open bound. Integer keys with an open upper bound stop at INT_MAX (see validate). */
 static int in_range(const char *allowed, double v) {
     if (!allowed) return 1;
     const char *dots = strstr(allowed, "..");
@@ -50,6 +50,13 @@ static int in_range(const char *allowed, double v) {
     if (open) hi++;
     if (*hi && parse_double(hi, &b) == 0 && (open ? v >= b : v > b)) return 0;
     return 1;
+}
+
+/* Whether "lo..hi" names its upper bound: an integer key bounded that way (the seed, a
+ * 64-bit value) may go past int's range; one left open stops at INT_MAX. */
+static int explicit_upper(const char *allowed) {
+    const char *dots = allowed ? strstr(allowed, "..") : NULL;
+    return dots && dots[2] && !(dots[2] == '<' && !dots[3]);
 }
 
 /* What the error message says is allowed: "an integer in 1..2147483647", "a number in
@@ -88,7 +95,8 @@ static int validate(const cfg_spec *s, const char *v, char *err, size_t errlen) 
     char allowed[128];
     switch (s->type) {
     case CFG_INT:
-        if (parse_long(v, &l) != 0 || l < INT_MIN || l > INT_MAX || !in_range(s->allowed, (double)l)) {
+        if (parse_long(v, &l) != 0 || (!explicit_upper(s->allowed) && (l < INT_MIN || l > INT_MAX)) ||
+            !in_range(s->allowed, (double)l)) {
             describe_allowed(s, allowed, sizeof allowed);
             snprintf(err, errlen, "bad value '%s' for key '%s': expected %s", v, s->key, allowed);
             return -1;

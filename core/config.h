@@ -18,7 +18,7 @@ typedef struct cfg_spec {
     const char *def;     /* default value as text */
     const char *allowed; /* CFG_ENUM: "a|b|c"; CFG_INT/CFG_FLOAT: "min..max", "min..<max" (max
                           * excluded), either bound may be left out; or NULL. CFG_INT values
-                          * must also fit in an int. */
+                          * without an upper bound must also fit in an int. */
     const char *help;
 } cfg_spec;
 

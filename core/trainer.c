@@ -17,7 +17,7 @@
 
 const cfg_spec trainer_keys[] = {
     {"out", CFG_STRING, "runs/run", NULL, "run directory: config.txt, metrics.jsonl, summary.json, checkpoints/"},
-    {"seed", CFG_INT, "0", "0..", "seed of every random stream (init, shuffling, sampling)"},
+    {"seed", CFG_INT, "0", "0..9223372036854775807", "seed of every random stream (init, shuffling, sampling)"},
     {"epochs", CFG_INT, "5", "1..", "passes over the training set (when max_steps = 0)"},
     {"max_steps", CFG_INT, "0", "0..", "stop after this many optimizer steps (0 = run `epochs` epochs)"},
     {"batch_size", CFG_INT, "64", "1..", "GLOBAL batch per micro-step, split evenly over ranks"},
@@ -69,15 +69,16 @@ void trainer_check(trainer *t, int failed, int code, const char *fmt, ...) {
         if (failed) trainer_fail(t, code, "%s", msg);
         return;
     }
-    int32_t v[2] = {failed ? t->world - t->rank : 0, failed ? code : 0}; /* max: the lowest failing rank */
-    comm_allreduce_max_i32(t->comm, v, 2);
-    if (v[0] == 0) return;
-    if (t->rank == t->world - v[0]) {
+    /* the max picks the lowest failing rank, and its exit code with it (codes are < 256) */
+    int32_t v = failed ? (t->world - t->rank) * 256 + (code & 255) : 0;
+    comm_allreduce_max_i32(t->comm, &v, 1);
+    if (v == 0) return;
+    if (t->rank == t->world - v / 256) {
         fprintf(stderr, "dtrain: rank %d/%d: %s\n", t->rank, t->world, msg);
         fflush(stderr);
     }
     comm_finalize(t->comm);
-    exit(v[1]);
+    exit(v % 256);
 }
 
 void trainer_log(trainer *t, const char *fmt, ...) {
@@ -558,25 +559,25 @@ static void warn_config_changes(const trainer *t, const char *stored, const char
 /* Every rank reads the checkpoint rank 0 chose: parameters, optimizer state, counters. */
 static int load_checkpoint(trainer *t, const char *path) {
     char err[1024];
+    /* every rank opens the same file and makes the same checks, in the same order: each is a
+     * collective trainer_check (one line, from the lowest rank that failed) */
     ckpt *c = ckpt_open(path, err, sizeof err);
-    if (!c) trainer_fail(t, EXIT_USAGE, "cannot resume: %s", err);
+    trainer_check(t, !c, EXIT_USAGE, "cannot resume: %s", err);
     const ckpt_meta *meta = ckpt_get_meta(c);
-    if (strcmp(meta->job, t->job->name) != 0)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: %s was written by job '%s', not '%s'", path, meta->job,
-                     t->job->name);
+    trainer_check(t, strcmp(meta->job, t->job->name) != 0, EXIT_USAGE,
+                  "cannot resume: %s was written by job '%s', not '%s'", path, meta->job, t->job->name);
     long held = ckpt_count(c, "params");
-    if (held != t->model.ntensors)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: %s is incompatible with this model: its /params holds "
-                     "%ld tensors, the model has %d (do the shape keys match the checkpoint's?)", path, held,
-                     t->model.ntensors);
+    trainer_check(t, held != t->model.ntensors, EXIT_USAGE, "cannot resume: %s is incompatible with this model: "
+                  "its /params holds %ld tensors, the model has %d (do the shape keys match the checkpoint's?)",
+                  path, held, t->model.ntensors);
     int n;
     ckpt_tensor *ts = state_tensors(t, &n);
     for (int i = 0; i < n; i++) {
-        if (!ckpt_has(c, ts[i].group, ts[i].name))
-            trainer_fail(t, EXIT_USAGE, "cannot resume: %s is incompatible with this model: it has no /%s/%s "
-                         "(was it written with another model or optimizer?)", path, ts[i].group, ts[i].name);
-        if (ckpt_read(c, &ts[i], err, sizeof err) != 0)
-            trainer_fail(t, EXIT_USAGE, "cannot resume: %s is incompatible with this model: %s", path, err);
+        trainer_check(t, !ckpt_has(c, ts[i].group, ts[i].name), EXIT_USAGE, "cannot resume: %s is incompatible "
+                      "with this model: it has no /%s/%s (was it written with another model or optimizer?)", path,
+                      ts[i].group, ts[i].name);
+        trainer_check(t, ckpt_read(c, &ts[i], err, sizeof err) != 0, EXIT_USAGE,
+                      "cannot resume: %s is incompatible with this model: %s", path, err);
     }
     free(ts);
     t->step = meta->step;
@@ -592,8 +593,8 @@ static int load_checkpoint(trainer *t, const char *path) {
         /* streams cannot be mapped onto another world: derive fresh ones from the step */
         rng_seed(&t->rng, (uint64_t)config_int(&t->cfg, "seed") ^ ((uint64_t)t->step << 20), (uint64_t)t->rank);
     }
-    if (restore_state(t, meta) != 0)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: %s: its resume state is malformed", path);
+    trainer_check(t, restore_state(t, meta) != 0, EXIT_USAGE, "cannot resume: %s: its resume state is malformed",
+                  path);
     t->resume_job_state = t->step_in_epoch > 0 && t->job->load_state != NULL;
     t->resumed = 1;
     warn_config_changes(t, meta->config_text, path);
@@ -662,10 +663,14 @@ static int check_fresh_start(trainer *t) {
         int n = ckpt_candidates(t->ckpt_dir, cands, 1);
         snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", t->out_dir);
         int has_metrics = access(metrics, F_OK) == 0;
-        if (n > 0 || has_metrics) {
+        if (n > 0) {
             fprintf(stderr, "dtrain: %s already holds a run (%s): continue it with --resume auto, or give "
-                    "another --out; a fresh start never overwrites a run\n", t->out_dir,
-                    n > 0 ? cands[0] : metrics);
+                    "another --out; a fresh start never overwrites a run\n", t->out_dir, cands[0]);
+            rc = EXIT_USAGE;
+        } else if (has_metrics) {
+            fprintf(stderr, "dtrain: %s already holds a run (%s) but no checkpoint to continue it from: give "
+                    "another --out, or remove it to start over; a fresh start never overwrites a run\n",
+                    t->out_dir, metrics);
             rc = EXIT_USAGE;
         }
         if (n > 0) free(cands[0]);
@@ -710,10 +715,9 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     model_alloc(&t->model);
     init_params(t);
     t->steps_per_epoch = j->steps_per_epoch(t->js, t);
-    if (t->steps_per_epoch < 1)
-        trainer_fail(t, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x grad_accum (%ld) is "
-                     "more than the training set holds (one step must fit in an epoch)",
-                     config_int(&t->cfg, "batch_size"), config_int(&t->cfg, "batch_size") * t->grad_accum);
+    trainer_check(t, t->steps_per_epoch < 1, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x "
+                  "grad_accum (%ld) is more than the training set holds (one step must fit in an epoch)",
+                  config_int(&t->cfg, "batch_size"), config_int(&t->cfg, "batch_size") * t->grad_accum);
     long max_steps = config_int(&t->cfg, "max_steps");
     t->total_steps = max_steps > 0 ? max_steps : t->steps_per_epoch * config_int(&t->cfg, "epochs");
     setup_optimizer(t);
@@ -1046,6 +1050,18 @@ static int write_summary(trainer *t, clock_state *cs) {
     return rc;
 }
 
+/* Whether OUT holds the summary.json that only a finished run writes (collective). */
+static int run_complete(trainer *t) {
+    int done = 0;
+    if (t->rank == 0) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/summary.json", t->out_dir);
+        done = access(path, F_OK) == 0;
+    }
+    comm_bcast(t->comm, &done, sizeof done, 0);
+    return done;
+}
+
 int trainer_main(const job *j, int argc, char **argv) {
     trainer *t = xcalloc(1, sizeof *t);
     int rc = trainer_setup(t, j, argc, argv);
@@ -1059,8 +1075,13 @@ int trainer_main(const job *j, int argc, char **argv) {
     cs.t0 = now_sec();
     cs.last_eval_step = cs.last_ckpt_step = -1;
     snprintf(cs.per_s, sizeof cs.per_s, "%s_per_s", j->unit);
+    long start_step = t->step;
     rc = run_loop(t, &cs);
-    if (rc == EXIT_OK) {
+    if (rc == EXIT_OK && t->resumed && t->step == start_step && run_complete(t)) {
+        /* resumed from the checkpoint of a finished run (a requeued job, say): evaluating and
+         * writing again would only add a duplicate metrics line and a summary without timings */
+        trainer_log(t, "the run in %s is already complete at step %ld: nothing to do\n", t->out_dir, t->step);
+    } else if (rc == EXIT_OK) {
         /* the final model is always evaluated, also when max_steps ends a run between
          * epochs or evaluations: summary.json reports the model the run leaves behind */
         if (cs.last_eval_step != t->step) {

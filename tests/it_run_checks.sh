@@ -41,6 +41,7 @@ one_line() { # CMD...: fails with exit 2 and exactly one dtrain line, without MP
 one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --data "$TMP/bad.h5" --out "$TMP/x"
 one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --data "$TMP/nosuch.h5" --out "$TMP/x"
 one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" diffusion --data "$DATA" --channel_mult 1,x --out "$TMP/x"
+one_line "${MPIRUN[@]}" -np 2 "$DTRAIN" "${mlp[@]}" --batch_size 9000 --out "$TMP/x"
 expect_error "$want" "$DTRAIN" diffusion --data "$TMP/bad.h5" --channels 8 --channel_mult 1,2 --groups 4 --out "$TMP/x"
 
 # a run ended by max_steps in the middle of an epoch is still evaluated, and its summary
@@ -54,12 +55,20 @@ grep -q "final test accuracy: $(awk -v a="$acc" 'BEGIN { printf "%.2f", 100 * a 
     fail "the log's final accuracy is not the summary's"
 ok "max_steps 10 (of 125 per epoch): evaluated at step 10, test_acc $acc, epochs 0.08"
 
-# a fresh start never overwrites a run: it stops, unchanged files, and says how to go on
+# resuming a finished run (a requeued job) changes nothing and says so
 cp "$TMP/short/metrics.jsonl" "$TMP/metrics.before"
+cp "$TMP/short/summary.json" "$TMP/summary.before"
+"$DTRAIN" "${mlp[@]}" --max_steps 10 --out "$TMP/short" --resume auto > "$TMP/again.log"
+grep -q "already complete at step 10: nothing to do" "$TMP/again.log" || fail "no 'already complete' line"
+cmp -s "$TMP/metrics.before" "$TMP/short/metrics.jsonl" || fail "resuming a finished run changed metrics.jsonl"
+cmp -s "$TMP/summary.before" "$TMP/short/summary.json" || fail "resuming a finished run changed summary.json"
+ok "resuming a finished run: nothing to do, metrics and summary untouched"
+
+# a fresh start never overwrites a run: it stops, unchanged files, and says how to go on
 expect_error "already holds a run .*ckpt-00000010.h5.*--resume auto" "$DTRAIN" "${mlp[@]}" --max_steps 20 --out "$TMP/short"
 cmp -s "$TMP/metrics.before" "$TMP/short/metrics.jsonl" || fail "the refused start changed metrics.jsonl"
 rm -r "$TMP/short/checkpoints"
-expect_error "already holds a run .*metrics.jsonl" "$DTRAIN" "${mlp[@]}" --max_steps 20 --out "$TMP/short"
+expect_error "already holds a run .*metrics.jsonl.* but no checkpoint" "$DTRAIN" "${mlp[@]}" --max_steps 20 --out "$TMP/short"
 "$DTRAIN" "${mlp[@]}" --max_steps 20 --out "$TMP/short" --resume auto > /dev/null ||
     fail "--resume auto in a run directory without checkpoints should start afresh"
 ok "--resume auto with no checkpoint left starts afresh"

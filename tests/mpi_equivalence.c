@@ -92,9 +92,12 @@ int main(int argc, char **argv) {
     if (need > image_shard_size(all)) DIE("not enough examples for %ld steps", steps);
     size_t px = (size_t)image_shard_height(all) * image_shard_width(all) * image_shard_channels(all);
     uint8_t *images = xmalloc((size_t)b * px), *labels = xmalloc((size_t)b);
+    long *idx = xmalloc((size_t)b * sizeof *idx);
 
     for (long k = 0; k < steps; k++) {
-        image_shard_get(all, k * B + (long)t.rank * b, b, images, labels, NULL);
+        image_shard_get(all, k * B + (long)t.rank * b, b, images, labels, idx);
+        /* the job's augmentation (on by default), keyed by the examples, not the ranks */
+        classify_augment(t.js, &t, images, idx, b, 0);
         model_zero_grads(&t.model);
         float loss = classify_batch(t.js, &t, images, labels, b);
         trainer_apply_gradients(&t);
@@ -108,6 +111,7 @@ int main(int argc, char **argv) {
     }
     free(images);
     free(labels);
+    free(idx);
     image_shard_close(all);
     trainer_teardown(&t);
     return 0;

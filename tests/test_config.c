@@ -14,6 +14,7 @@ static const cfg_spec keys[] = {
     {"out", CFG_STRING, "runs/x", NULL, "run dir"},
     {"batch", CFG_INT, "64", "1..", "batch"},
     {"beta", CFG_FLOAT, "0.9", "0..<1", "decay"},
+    {"seed", CFG_INT, "0", "0..9223372036854775807", "a 64-bit value"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -40,7 +41,7 @@ Test(config, errors_name_key_and_allowed) {
     config c = make();
     char err[1024];
     cr_expect_eq(config_set(&c, "lrr", "1", "cli", err, sizeof err), -1);
-    cr_expect(strstr(err, "unknown config key 'lrr'") && strstr(err, "lr, epochs, model, out, batch, beta"), "%s", err);
+    cr_expect(strstr(err, "unknown config key 'lrr'") && strstr(err, "lr, epochs, model, out, batch, beta, seed"), "%s", err);
     cr_expect_eq(config_set(&c, "epochs", "0", "cli", err, sizeof err), -1);
     cr_expect(strstr(err, "'epochs'") && strstr(err, "1..100"), "%s", err);
     cr_expect_eq(config_set(&c, "epochs", "2.5", "cli", err, sizeof err), -1);
@@ -77,7 +78,7 @@ Test(config, resolved_text_round_trips) {
     char err[256];
     config_set(&c, "lr", "0.25", "cli", err, sizeof err);
     char *s = config_to_string(&c);
-    cr_expect_str_eq(s, "lr = 0.25\nepochs = 5\nmodel = lenet\nout = runs/x\nbatch = 64\nbeta = 0.9\n");
+    cr_expect_str_eq(s, "lr = 0.25\nepochs = 5\nmodel = lenet\nout = runs/x\nbatch = 64\nbeta = 0.9\nseed = 0\n");
     free(s);
     config_free(&c);
 }
@@ -100,6 +101,11 @@ Test(config, integers_bounded_by_int) {
     cr_expect(strstr(err, "'batch'") && strstr(err, "an integer in 1..2147483647"), "%s", err);
     cr_expect_eq(config_set(&c, "batch", "4294967360", "cli", err, sizeof err), -1);
     cr_expect_eq(config_int(&c, "batch"), 2147483647);
+    /* a key that names its upper bound may go past int's range */
+    cr_expect_eq(config_set(&c, "seed", "4294967296", "cli", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_int(&c, "seed"), 4294967296L);
+    cr_expect_eq(config_set(&c, "seed", "9223372036854775807", "cli", err, sizeof err), 0, "%s", err);
+    cr_expect_eq(config_set(&c, "seed", "9223372036854775808", "cli", err, sizeof err), -1);
     config_free(&c);
 }
 

@@ -54,6 +54,7 @@ typedef struct classify {
     int32_t *targets;
     uint8_t *img_buf, *lab_buf;
     uint8_t *shift_buf;     /* one image, for augment_shift */
+    long *idx_buf;          /* the batch's indices in the training set */
     image_shard *train, *test;
     image_epoch order;      /* the epoch's order over the train shard, resumable */
     FILE *trace;            /* test hook, see trace_examples */
@@ -152,6 +153,7 @@ static void alloc_buffers(classify *c) {
     c->img_buf = xmalloc((size_t)c->cap * in);
     c->lab_buf = xmalloc((size_t)c->cap);
     c->shift_buf = xmalloc(in);
+    c->idx_buf = xmalloc((size_t)c->cap * sizeof *c->idx_buf);
 }
 
 static void *classify_create(trainer *t) {
@@ -318,14 +320,23 @@ static void trace_examples(classify *c, trainer *t, long pos, int n);
 
 
 /* Augmentation (augment_shift = max): each training image moves by (dx, dy), each uniform
- * in [-max, max], and the pixels it uncovers are 0, MNIST's background. The draws come from
- * the rank's stream in a fixed order, so a run is reproducible and a resume, which restores
- * the stream, continues it exactly. Evaluation sees the images as they are. */
-static void shift_images(classify *c, trainer *t, uint8_t *images, int n, int max) {
+ * in [-max, max], and the pixels it uncovers are 0, MNIST's background. The shift of an
+ * example is drawn from its own stream, (seed, epoch, index in the training set): not from
+ * the rank's stream, whose draws would depend on the number of ranks and the order in the
+ * batch. So 2 ranks x 32 still train exactly as 1 rank x 64, and any resume continues the
+ * same augmentation. Evaluation sees the images as they are. */
+#define AUGMENT_STREAM 0xA06E5ull
+void classify_augment(void *js, trainer *t, uint8_t *images, const long *global_idx, int n, long epoch) {
+    classify *c = js;
+    int max = (int)config_int(&t->cfg, "augment_shift");
+    if (max == 0) return;
     const size_t bytes = (size_t)c->H * c->W * c->C;
+    const uint64_t seed = (uint64_t)config_int(&t->cfg, "seed") ^ (AUGMENT_STREAM << 40);
     for (int b = 0; b < n; b++) {
-        int dx = (int)rng_below(&t->rng, (uint64_t)(2 * max + 1)) - max;
-        int dy = (int)rng_below(&t->rng, (uint64_t)(2 * max + 1)) - max;
+        rng r;
+        rng_seed(&r, seed, (uint64_t)epoch << 40 ^ (uint64_t)global_idx[b]);
+        int dx = (int)rng_below(&r, (uint64_t)(2 * max + 1)) - max;
+        int dy = (int)rng_below(&r, (uint64_t)(2 * max + 1)) - max;
         uint8_t *img = images + (size_t)b * bytes;
         image_shift(c->shift_buf, img, c->H, c->W, c->C, dx, dy);
         memcpy(img, c->shift_buf, bytes);
@@ -337,9 +348,8 @@ static float classify_forward_backward(void *js, trainer *t, long step, int micr
     classify *c = js;
     int n = c->local_batch;
     long pos = (step * t->grad_accum + micro) * n;
-    image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, NULL);
-    int shift = (int)config_int(&t->cfg, "augment_shift");
-    if (shift > 0) shift_images(c, t, c->img_buf, n, shift);
+    image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, c->idx_buf);
+    classify_augment(c, t, c->img_buf, c->idx_buf, n, t->epoch);
     *items = n;
     float loss = classify_batch(c, t, c->img_buf, c->lab_buf, n);
     if (c->trace) trace_examples(c, t, pos, n);
@@ -448,6 +458,7 @@ static void classify_destroy(void *js) {
     free(c->img_buf);
     free(c->lab_buf);
     free(c->shift_buf);
+    free(c->idx_buf);
     image_shard_close(c->train);
     image_shard_close(c->test);
     image_epoch_free(&c->order);

@@ -15,6 +15,13 @@ extern const job classify_job;
  * test calls it directly so that both sides see exactly the same examples. */
 float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t *labels, int n);
 
+/* The training augmentation (augment_shift): moves each of the n images (n x H x W x C uint8,
+ * in place) by a shift drawn from (seed, epoch, the example's index in the training set)
+ * alone, so an example gets the same shift whatever the number of ranks, its place in the
+ * batch or a resume. No-op when augment_shift is 0. forward_backward applies it to each
+ * loaded batch; the equivalence test calls it too. */
+void classify_augment(void *js, trainer *t, uint8_t *images, const long *global_idx, int n, long epoch);
+
 /* Forward only: writes n x classes logits of the model for the given images. */
 void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits);
 
