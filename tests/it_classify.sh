@@ -21,9 +21,9 @@ check_run() { # DIR MODEL RANKS MIN_ACC
 }
 # Floors: on this 8,000-image subset the recipe's test accuracy varies by about +-0.4 points
 # (standard deviation) with the seed, in dtrain and in PyTorch alike. With the default
-# augmentation (bench/accuracy_seeds.sh 32), at 1 / 2 ranks: LeNet 95.95-98.15% / 96.65-98.15%,
-# MLP 94.70-96.60% / 94.85-96.80%. The default seed gives LeNet 97.10% / 97.40% and the MLP
-# 95.85% / 96.00%. The floors sit below those, so a change of rounding that moves a correct
+# augmentation (bench/accuracy_seeds.sh 32), at 1 / 2 ranks: LeNet 95.95-98.15% / 96.90-98.20%,
+# MLP 94.40-96.35% / 95.15-96.75%. The default seed gives LeNet 97.45% / 97.60% and the MLP
+# 95.70% / 96.25%. The floors sit below those, so a change of rounding that moves a correct
 # run by a seed's worth still passes, while a wrong gradient, a broken all-reduce, a bad
 # shard or broken augmentation loses more.
 for model in lenet mlp; do
