@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
     for (long k = 0; k < steps; k++) {
         image_shard_get(all, k * B + (long)t.rank * b, b, images, labels, idx);
         /* the job's augmentation (on by default), keyed by the examples, not the ranks */
-        classify_augment(t.js, &t, images, idx, b, 0);
+        classify_augment(t.js, images, idx, b, 0);
         model_zero_grads(&t.model);
         float loss = classify_batch(t.js, &t, images, labels, b);
         trainer_apply_gradients(&t);

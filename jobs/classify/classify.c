@@ -21,6 +21,7 @@
 #define MAX_LAYERS 16
 #define NCLASSES 10
 #define EVAL_CHUNK 500
+#define AUGMENT_STREAM 0xA06E5ull /* mixed into the seed of the shifts' streams */
 
 static const cfg_spec classify_keys[] = {
     {"model", CFG_ENUM, "lenet", "lenet|mlp", "network: LeNet-5 or MLP 784-hidden-10"},
@@ -54,6 +55,8 @@ typedef struct classify {
     int32_t *targets;
     uint8_t *img_buf, *lab_buf;
     uint8_t *shift_buf;     /* one image, for augment_shift */
+    int augment_shift;      /* the key, read once */
+    uint64_t augment_seed;  /* seed of the shifts' streams */
     long *idx_buf;          /* the batch's indices in the training set */
     image_shard *train, *test;
     image_epoch order;      /* the epoch's order over the train shard, resumable */
@@ -180,6 +183,8 @@ static void *classify_create(trainer *t) {
     c->local_batch = (int)(config_int(&t->cfg, "batch_size") / t->world);
     c->cap = c->local_batch > EVAL_CHUNK ? c->local_batch : EVAL_CHUNK;
     alloc_buffers(c);
+    c->augment_shift = (int)config_int(&t->cfg, "augment_shift");
+    c->augment_seed = (uint64_t)config_int(&t->cfg, "seed") ^ (AUGMENT_STREAM << 40);
     image_epoch_init(&c->order, c->train, path, (uint64_t)config_int(&t->cfg, "seed"),
                      (int)config_int(&t->cfg, "shuffle"), (long)c->local_batch * t->grad_accum);
     const char *trace = getenv("DTRAIN_TEST_TRACE_EXAMPLES");
@@ -325,16 +330,14 @@ static void trace_examples(classify *c, trainer *t, long pos, int n);
  * the rank's stream, whose draws would depend on the number of ranks and the order in the
  * batch. So 2 ranks x 32 still train exactly as 1 rank x 64, and any resume continues the
  * same augmentation. Evaluation sees the images as they are. */
-#define AUGMENT_STREAM 0xA06E5ull
-void classify_augment(void *js, trainer *t, uint8_t *images, const long *global_idx, int n, long epoch) {
+void classify_augment(void *js, uint8_t *images, const long *global_idx, int n, long epoch) {
     classify *c = js;
-    int max = (int)config_int(&t->cfg, "augment_shift");
+    int max = c->augment_shift;
     if (max == 0) return;
     const size_t bytes = (size_t)c->H * c->W * c->C;
-    const uint64_t seed = (uint64_t)config_int(&t->cfg, "seed") ^ (AUGMENT_STREAM << 40);
     for (int b = 0; b < n; b++) {
         rng r;
-        rng_seed(&r, seed, (uint64_t)epoch << 40 ^ (uint64_t)global_idx[b]);
+        rng_seed(&r, c->augment_seed, (uint64_t)epoch << 40 ^ (uint64_t)global_idx[b]);
         int dx = (int)rng_below(&r, (uint64_t)(2 * max + 1)) - max;
         int dy = (int)rng_below(&r, (uint64_t)(2 * max + 1)) - max;
         uint8_t *img = images + (size_t)b * bytes;
@@ -349,7 +352,7 @@ static float classify_forward_backward(void *js, trainer *t, long step, int micr
     int n = c->local_batch;
     long pos = (step * t->grad_accum + micro) * n;
     image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, c->idx_buf);
-    classify_augment(c, t, c->img_buf, c->idx_buf, n, t->epoch);
+    classify_augment(c, c->img_buf, c->idx_buf, n, t->epoch);
     *items = n;
     float loss = classify_batch(c, t, c->img_buf, c->lab_buf, n);
     if (c->trace) trace_examples(c, t, pos, n);

@@ -20,7 +20,7 @@ float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t 
  * alone, so an example gets the same shift whatever the number of ranks, its place in the
  * batch or a resume. No-op when augment_shift is 0. forward_backward applies it to each
  * loaded batch; the equivalence test calls it too. */
-void classify_augment(void *js, trainer *t, uint8_t *images, const long *global_idx, int n, long epoch);
+void classify_augment(void *js, uint8_t *images, const long *global_idx, int n, long epoch);
 
 /* Forward only: writes n x classes logits of the model for the given images. */
 void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits);
