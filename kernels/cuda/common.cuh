@@ -5,8 +5,8 @@
  * ...) mean the cuda_ symbols (see kernels_cuda.h).
  *
  * Built two ways: by nvcc for the GPU, and, with DTRAIN_CUDA_EMU, as plain C++ against
- * tests/gpu/emu/cuda_emu.h, which runs each kernel on CPU threads so that the kernels'
- * logic is tested on machines without a GPU. Hence kernels are launched through LAUNCH
+ * tests/gpu/emu/cuda_emu.h, which runs each kernel's threads as fibers on the CPU so that
+ * the kernels' logic is tested on machines without a GPU. Hence kernels are launched through LAUNCH
  * rather than <<<>>>, and use only what the emulator provides: 1-D grids and blocks of
  * whole warps (2-D blocks where noted), static __shared__ arrays, __syncthreads and full-
  * warp shuffles reached by every thread of the block. */
@@ -52,7 +52,7 @@ void cu_check_launch(const char *kernel, const char *file, int line);
 
 #ifdef DTRAIN_CUDA_EMU
 #define LAUNCH(kernel, grid, block, ...) \
-    emu_launch(kernel, dim3(grid), dim3(block), __VA_ARGS__)
+    emu_launch(#kernel, kernel, dim3(grid), dim3(block), cu_stream(), __VA_ARGS__)
 #else
 #define LAUNCH(kernel, grid, block, ...)                                    \
     do {                                                                    \

@@ -1,15 +1,17 @@
-/* cuda_emu.h: just enough of CUDA, the CUDA runtime and cuBLAS to run kernels/cuda on CPU
- * threads, so that the kernels' logic (indexing, reductions, barriers, accumulation) is
- * tested on machines without a GPU. Not a simulator: no memory model, no timing, no
- * device/host distinction. It proves that the code computes the right numbers when every
- * thread of a block runs, and nothing about performance or CUDA-specific faults.
+/* cuda_emu.h: just enough of the CUDA language to compile kernels/cuda as C++ and run it on
+ * the CPU (the runtime and cuBLAS are in cuda_emu_runtime.h). Not a simulator: no memory
+ * model between blocks, no timing; it proves that the code computes the right numbers
+ * when every thread of a block runs, uses only device memory, and meets its barriers.
  *
- * Model: one OS thread per CUDA thread of a block; the blocks of a grid run one after the
- * other, so a `__shared__` variable becomes a function-local static, shared by exactly the
- * threads of the running block. __syncthreads is a barrier over the block, warp shuffles
- * exchange through a per-warp slot array between two barriers over the warp. A kernel
- * that lets some threads skip a barrier the others reach hangs here (it is undefined
- * behaviour on a GPU too). Blocks must be whole warps. */
+ * Model: the threads of a block run as fibers on the calling OS thread, switched in user
+ * space (emu_fiber.cc); the blocks of a grid run one after the other, so a `__shared__`
+ * variable becomes a function-local static, shared by exactly the threads of the running
+ * block. threadIdx and blockIdx are set for each fiber as it is switched in.
+ * __syncthreads releases when every thread of the block has arrived at the same barrier;
+ * a warp shuffle when all 32 lanes have. A barrier that cannot be released (threads of
+ * the block exited, or wait at a different barrier or shuffle) is reported with the
+ * kernel's name and the process aborts, instead of hanging. Blocks must be whole warps,
+ * shuffles full-warp (mask 0xffffffff). */
 #ifndef DTRAIN_CUDA_EMU_H
 #define DTRAIN_CUDA_EMU_H
 
@@ -18,8 +20,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <new>
 #include <tuple>
+#include <type_traits>
 #include <utility>
+
+#include "cuda_emu_runtime.h"
 
 #define __global__
 #define __device__
@@ -35,33 +41,37 @@ struct dim3 {
     constexpr dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
 
+/* the running fiber's indices, set by the scheduler as it switches the fiber in */
 extern thread_local uint3 threadIdx, blockIdx;
 extern thread_local dim3 blockDim, gridDim;
 
 void __syncthreads(void);
-uint64_t emu_shfl_bits(uint64_t v, int src_lane);
+uint64_t emu_shfl_bits(unsigned mask, uint64_t v, int src_lane);
 
-template <class T> T emu_shfl(T v, int src) {
+template <class T> T emu_shfl(unsigned mask, T v, int src) {
     static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of at most 8 bytes");
     uint64_t b = 0;
     memcpy(&b, &v, sizeof v);
-    b = emu_shfl_bits(b, src);
+    b = emu_shfl_bits(mask, b, src);
     T r;
     memcpy(&r, &b, sizeof r);
     return r;
 }
 
 template <class T> T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
-    (void)mask;
-    return emu_shfl(v, (int)(threadIdx.x & 31) ^ lane_mask);
+    return emu_shfl(mask, v, (int)(threadIdx.x & 31) ^ lane_mask);
 }
 
 template <class T> T __shfl_sync(unsigned mask, T v, int src) {
-    (void)mask;
-    return emu_shfl(v, src & 31);
+    return emu_shfl(mask, v, src & 31);
 }
 
-static inline int atomicOr(int *p, int v) { return __atomic_fetch_or(p, v, __ATOMIC_SEQ_CST); }
+/* one fiber runs at a time: a plain read-modify-write is atomic here */
+static inline int atomicOr(int *p, int v) {
+    int old = *p;
+    *p = old | v;
+    return old;
+}
 static inline float __int_as_float(int i) {
     float f;
     memcpy(&f, &i, sizeof f);
@@ -71,7 +81,16 @@ static inline float __int_as_float(int i) {
 /* ---- launch ------------------------------------------------------------------------- */
 
 typedef void (*emu_body)(void *ctx);
-void emu_run(dim3 grid, dim3 block, emu_body body, void *ctx);
+typedef void (*emu_destroy)(void *ctx);
+
+/* Enqueues a launch on stream s; the emulator owns ctx from here and frees it with
+ * destroy once the kernel has run. */
+void emu_enqueue_kernel(const char *name, dim3 grid, dim3 block, cudaStream_t s,
+                        emu_body body, void *ctx, emu_destroy destroy);
+/* Aborts with the kernel's name when p is neither NULL nor inside a live device
+ * allocation: a host pointer passed to a kernel faults on a GPU. */
+void emu_check_kernel_pointer(const char *kernel, int arg, const void *p);
+[[noreturn]] void emu_out_of_memory(const char *what);
 
 template <class Tuple, class K> struct emu_call {
     K kernel;
@@ -81,62 +100,29 @@ template <class Tuple, class K> struct emu_call {
         Tuple copy = c->args; /* each thread gets its own parameters, as on the GPU */
         std::apply(c->kernel, copy);
     }
+    static void destroy(void *self) { delete (emu_call *)self; }
 };
 
-template <class... P, class... A>
-void emu_launch(void (*kernel)(P...), dim3 grid, dim3 block, A... args) {
-    static_assert(sizeof...(P) == sizeof...(A), "kernel argument count");
-    typedef std::tuple<P...> Tuple;
-    emu_call<Tuple, void (*)(P...)> call{kernel, Tuple(static_cast<P>(args)...)};
-    emu_run(grid, block, &emu_call<Tuple, void (*)(P...)>::run, &call);
+template <class T> void emu_check_arg(const char *kernel, int i, const T &v) {
+    if constexpr (std::is_pointer<T>::value) emu_check_kernel_pointer(kernel, i, (const void *)v);
+    (void)kernel, (void)i, (void)v;
 }
 
-/* ---- runtime ------------------------------------------------------------------------ */
+template <class Tuple, size_t... I>
+void emu_check_args(const char *kernel, const Tuple &t, std::index_sequence<I...>) {
+    (emu_check_arg(kernel, (int)I, std::get<I>(t)), ...);
+}
 
-typedef int cudaError_t;
-enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
-typedef struct emu_stream *cudaStream_t;
-enum cudaMemcpyKind {
-    cudaMemcpyHostToHost,
-    cudaMemcpyHostToDevice,
-    cudaMemcpyDeviceToHost,
-    cudaMemcpyDeviceToDevice,
-    cudaMemcpyDefault
-};
-
-cudaError_t cudaGetDeviceCount(int *n);
-cudaError_t cudaSetDevice(int dev);
-cudaError_t cudaMalloc(void **p, size_t bytes);
-cudaError_t cudaFree(void *p);
-cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s);
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k,
-                            cudaStream_t s);
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind k);
-cudaError_t cudaStreamCreate(cudaStream_t *s);
-cudaError_t cudaStreamSynchronize(cudaStream_t s);
-cudaError_t cudaGetLastError(void);
-const char *cudaGetErrorString(cudaError_t e);
-
-/* ---- cuBLAS (column-major, as the real one) ----------------------------------------- */
-
-typedef struct emu_blas *cublasHandle_t;
-typedef int cublasStatus_t;
-enum { CUBLAS_STATUS_SUCCESS = 0 };
-typedef enum { CUBLAS_OP_N, CUBLAS_OP_T } cublasOperation_t;
-typedef enum { CUBLAS_DEFAULT_MATH, CUBLAS_TF32_TENSOR_OP_MATH } cublasMath_t;
-
-cublasStatus_t cublasCreate(cublasHandle_t *h);
-cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
-cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
-const char *cublasGetStatusString(cublasStatus_t s);
-cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m,
-                           int n, int k, const float *alpha, const float *A, int lda,
-                           const float *B, int ldb, const float *beta, float *C, int ldc);
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
-                                         cublasOperation_t tb, int m, int n, int k,
-                                         const float *alpha, const float *A, int lda,
-                                         long long sA, const float *B, int ldb, long long sB,
-                                         const float *beta, float *C, int ldc, long long sC,
-                                         int batch);
+template <class... P, class... A>
+void emu_launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t s,
+                A... args) {
+    static_assert(sizeof...(P) == sizeof...(A), "kernel argument count");
+    typedef std::tuple<P...> Tuple;
+    typedef emu_call<Tuple, void (*)(P...)> Call;
+    Call *call = new (std::nothrow) Call{kernel, Tuple(static_cast<P>(args)...)};
+    if (!call) emu_out_of_memory(name);
+    emu_check_args(name, call->args, std::index_sequence_for<P...>{});
+    emu_enqueue_kernel(name, grid, block, s, &Call::run, call, &Call::destroy);
+}
 
 #endif
