@@ -11,7 +11,11 @@
  * relative terms, do not decide alone), and any NaN in got fails. Outputs are poisoned
  * with NaN before each op on both sides, so an element the op forgets to write fails;
  * gradient buffers start from the same random values on both sides instead (the ops
- * accumulate), so an op that overwrites instead of adding fails too. */
+ * accumulate), so an op that overwrites instead of adding fails too.
+ *
+ * Determinism. With GK_DIGEST=file in the environment every checked device result also
+ * appends "what hash" to the file; two runs of a case must give identical files (the
+ * kernels use no float atomics; bench/gpu_check.sh compares them). */
 #ifndef DTRAIN_GPU_CHECK_H
 #define DTRAIN_GPU_CHECK_H
 
