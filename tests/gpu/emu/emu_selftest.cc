@@ -102,6 +102,18 @@ static __global__ void two_barriers_k(float *out) {
     }
 }
 
+/* lane 3 of the first warp leaves before a shuffle the others make (the second warp
+ * completes its shuffle and exits) */
+static __global__ void shuffle_exit_k(float *out) {
+    if (threadIdx.x == 3) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (float)threadIdx.x, 1);
+}
+
+static void run_shuffle_exit(void) {
+    emu_launch("shuffle_exit_k", shuffle_exit_k, dim3(1), dim3(64), (cudaStream_t)NULL,
+               dev_floats(64));
+}
+
 static void run_early_exit(void) {
     emu_launch("early_exit_k", early_exit_k, dim3(1), dim3(64), (cudaStream_t)NULL, dev_floats(64));
 }
@@ -121,6 +133,11 @@ static void case_divergent(void) {
     CHECK(err.find("two_barriers_k") != std::string::npos);
     CHECK(err.find("different __syncthreads") != std::string::npos);
     fprintf(stderr, "two barriers: %s", err.c_str());
+    err.clear();
+    CHECK(in_child(run_shuffle_exit, &err) == SIGABRT);
+    CHECK(err.find("shuffle_exit_k") != std::string::npos);
+    CHECK(err.find("31 at a warp shuffle, 33 have exited") != std::string::npos);
+    fprintf(stderr, "shuffle: %s", err.c_str());
 }
 
 /* ---- shuffles ---------------------------------------------------------------------- */
