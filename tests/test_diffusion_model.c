@@ -11,7 +11,7 @@
 #include "diffusion/ddpm.h"
 #include "diffusion/frechet.h"
 #include "diffusion/pngio.h"
-#include "diffusion/unet.h"
+#include "diffusion/model.h"
 #include "gradcheck.h"
 #include "kernels.h"
 

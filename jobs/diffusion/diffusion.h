@@ -8,7 +8,7 @@
 #include "image_shard.h"
 #include "job.h"
 #include "trainer.h"
-#include "unet.h"
+#include "model.h"
 
 extern const job diffusion_job;
 

@@ -17,7 +17,7 @@
  * and the branch) and wte (the embedding's scatter and the head's GEMM add into one
  * gradient). Every other gradient buffer is zeroed right before the op that accumulates
  * into it, because the blocks reuse them. */
-#include "gpt.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -147,77 +147,74 @@ void gpt_init_params(const gpt *g, model *m, rng *r) {
     init_zero(m, g->lnf_b);
 }
 
-/* ---- buffers ------------------------------------------------------------------------ */
+/* ---- activations -------------------------------------------------------------------- */
 
-/* Hands out consecutive pieces of one allocation, each starting on a 64-byte line. When
- * base is NULL it only counts, so the same code sizes the arena and then carves it. */
-typedef struct carver {
-    float *base;
-    size_t used;
-} carver;
-
-static float *carve(carver *cv, size_t n) {
-    float *p = cv->base ? cv->base + cv->used : NULL;
-    cv->used += (n + 15) & ~(size_t)15;
-    return p;
+/* "h.<l>.<what>" [rows, cols] without a gradient (cols 0: a vector) */
+static void add_act(gpt *g, float **view, int l, const char *what, int rows, int cols) {
+    char name[ACT_NAME_MAX];
+    if (l >= 0) snprintf(name, sizeof name, "h.%d.%s", l, what);
+    else snprintf(name, sizeof name, "%s", what);
+    if (cols) acts_add(&g->mem, view, name, 2, (int[]){rows, cols}, 0);
+    else acts_add(&g->mem, view, name, 1, (int[]){rows}, 0);
 }
 
-static void carve_all(gpt *g, carver *cv) {
+static void declare_block(gpt *g, gpt_block_acts *a, int l) {
     const gpt_config *c = &g->cfg;
-    size_t B = (size_t)g->cap_B, T = (size_t)g->cap_T, N = B * T, C = (size_t)c->n_embd;
-    size_t V = (size_t)c->vocab_size;
-    g->x0 = carve(cv, N * C);
-    for (int l = 0; l < c->n_layer; l++) {
-        gpt_block_acts *a = &g->acts[l];
-        a->ln1 = carve(cv, N * C);
-        a->ln1_mean = carve(cv, N);
-        a->ln1_rstd = carve(cv, N);
-        a->qkv = carve(cv, N * 3 * C);
-        a->att = carve(cv, B * (size_t)c->n_head * T * T);
-        a->atty = carve(cv, N * C);
-        a->res_mid = carve(cv, N * C);
-        a->ln2 = carve(cv, N * C);
-        a->ln2_mean = carve(cv, N);
-        a->ln2_rstd = carve(cv, N);
-        a->fch = carve(cv, N * 4 * C);
-        a->fch_gelu = carve(cv, N * 4 * C);
-        a->res_out = carve(cv, N * C);
-    }
-    g->lnf = carve(cv, N * C);
-    g->lnf_mean = carve(cv, N);
-    g->lnf_rstd = carve(cv, N);
-    g->logits = carve(cv, N * V);
-    g->probs = carve(cv, N * V);
-    g->losses = carve(cv, N);
-    g->dres = carve(cv, N * C);
-    g->dln = carve(cv, N * C);
-    g->datty = carve(cv, N * C);
-    g->dqkv = carve(cv, N * 3 * C);
-    g->dfch_gelu = carve(cv, N * 4 * C);
-    g->dfch = carve(cv, N * 4 * C);
-    g->att_scratch = carve(cv, attention_scratch_floats(g->cap_B, g->cap_T, c->n_embd, c->n_head));
+    int N = g->cap_B * g->cap_T, C = c->n_embd;
+    add_act(g, &a->ln1, l, "ln1", N, C);
+    add_act(g, &a->ln1_mean, l, "ln1_mean", N, 0);
+    add_act(g, &a->ln1_rstd, l, "ln1_rstd", N, 0);
+    add_act(g, &a->qkv, l, "qkv", N, 3 * C);
+    char name[ACT_NAME_MAX];
+    snprintf(name, sizeof name, "h.%d.att", l);
+    acts_add(&g->mem, &a->att, name, 4, (int[]){g->cap_B, c->n_head, g->cap_T, g->cap_T}, 0);
+    add_act(g, &a->atty, l, "atty", N, C);
+    add_act(g, &a->res_mid, l, "res_mid", N, C);
+    add_act(g, &a->ln2, l, "ln2", N, C);
+    add_act(g, &a->ln2_mean, l, "ln2_mean", N, 0);
+    add_act(g, &a->ln2_rstd, l, "ln2_rstd", N, 0);
+    add_act(g, &a->fch, l, "fch", N, 4 * C);
+    add_act(g, &a->fch_gelu, l, "fch_gelu", N, 4 * C);
+    add_act(g, &a->res_out, l, "res_out", N, C);
+}
+
+/* Every buffer of forward and backward: what the forward keeps, then the backward's own. */
+static void declare_acts(gpt *g) {
+    const gpt_config *c = &g->cfg;
+    int N = g->cap_B * g->cap_T, C = c->n_embd, V = c->vocab_size;
+    add_act(g, &g->x0, -1, "x0", N, C);
+    for (int l = 0; l < c->n_layer; l++) declare_block(g, &g->acts[l], l);
+    add_act(g, &g->lnf, -1, "lnf", N, C);
+    add_act(g, &g->lnf_mean, -1, "lnf_mean", N, 0);
+    add_act(g, &g->lnf_rstd, -1, "lnf_rstd", N, 0);
+    add_act(g, &g->logits, -1, "logits", N, V);
+    add_act(g, &g->probs, -1, "probs", N, V);
+    add_act(g, &g->losses, -1, "losses", N, 0);
+    add_act(g, &g->dres, -1, "dres", N, C);
+    add_act(g, &g->dln, -1, "dln", N, C);
+    add_act(g, &g->datty, -1, "datty", N, C);
+    add_act(g, &g->dqkv, -1, "dqkv", N, 3 * C);
+    add_act(g, &g->dfch_gelu, -1, "dfch_gelu", N, 4 * C);
+    add_act(g, &g->dfch, -1, "dfch", N, 4 * C);
+    acts_add_i32(&g->mem, &g->tokens, "tokens", 1, (int[]){N});
+    acts_add_i32(&g->mem, &g->targets, "targets", 1, (int[]){N});
+    acts_scratch(&g->mem, attention_scratch_floats(g->cap_B, g->cap_T, c->n_embd, c->n_head));
 }
 
 void gpt_alloc_acts(gpt *g, int B, int T) {
     if (B < 1 || T < 1 || T > g->cfg.block_size)
         DIE("gpt: activations for %d x %d tokens (block_size %d)", B, T, g->cfg.block_size);
+    if (g->mem.arena) DIE("gpt: activations allocated twice");
     g->cap_B = B, g->cap_T = T;
     g->acts = xcalloc((size_t)g->cfg.n_layer, sizeof *g->acts);
-    carver count = {NULL, 0};
-    carve_all(g, &count);
-    carver cv = {kernels_alloc(count.used), 0};
-    g->arena = cv.base;
-    carve_all(g, &cv);
-    g->tokens = xcalloc((size_t)B * T, sizeof *g->tokens);
-    g->targets = xcalloc((size_t)B * T, sizeof *g->targets);
+    declare_acts(g);
+    acts_alloc(&g->mem, 0); /* no twin: the backward keeps its own gradient buffers */
 }
 
 void gpt_free(gpt *g) {
     free(g->blocks);
     free(g->acts);
-    free(g->tokens);
-    free(g->targets);
-    if (g->arena) kernels_free(g->arena);
+    acts_free(&g->mem);
     memset(g, 0, sizeof *g);
 }
 
@@ -308,7 +305,7 @@ static void block_backward(gpt *g, model *m, const gpt_block *k, const gpt_block
     linear_backward(g->datty, grad(m, k->attn_proj_w), grad(m, k->attn_proj_b), g->dres, a->atty,
                     param(m, k->attn_proj_w), N, C, C);
     zero(g->dqkv, 3 * NC);
-    attention_backward(g->dqkv, g->datty, a->qkv, a->att, g->att_scratch, B, T, C, NH);
+    attention_backward(g->dqkv, g->datty, a->qkv, a->att, g->mem.scratch, B, T, C, NH);
     zero(g->dln, NC);
     linear_backward(g->dln, grad(m, k->qkv_w), grad(m, k->qkv_b), g->dqkv, a->ln1,
                     param(m, k->qkv_w), N, C, 3 * C);

@@ -1,17 +1,22 @@
-/* unet.h: the noise-prediction U-Net of the diffusion job.
+/* model.h: the noise-prediction U-Net of the diffusion job.
  *
  * eps = unet(x_t, t, y): a small U-Net over 1-channel images with a timestep and a class
  * label as conditioning. Forward and backward are explicit (no autograd): every activation
- * lives in one arena and its gradient at the same offset of a second arena, so backward
- * finds the gradient of any activation by pointer arithmetic and the ops' accumulating
- * backwards handle every fan-out (skip connections, the shared embedding) on their own. */
+ * is declared in one arena (core/activations.h) and those that backward differentiates have
+ * their gradient at the same offset of the twin arena, so backward finds the gradient of any
+ * activation by pointer arithmetic and the ops' accumulating backwards handle every fan-out
+ * (skip connections, the shared embedding) on their own.
+ *
+ * Shapes: B examples (up to the reserved capacity), HW = H*W pixels of the block's level,
+ * E = emb_dim, G = groups. */
 #ifndef DTRAIN_UNET_H
 #define DTRAIN_UNET_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "../../core/model.h"
+#include "activations.h"
 #include "rng.h"
 
 #define UNET_MAX_LEVELS 4
@@ -34,9 +39,14 @@ typedef struct resblock {
     int C, OC, H, W;
     int gn1_w, gn1_b, conv1_w, conv1_b, proj_w, proj_b;
     int gn2_w, gn2_b, conv2_w, conv2_b, skip_w, skip_b; /* skip_* = -1 when C == OC */
-    const float *in;                                    /* [B,C,HW], set by forward */
-    float *n1, *a1, *h1, *e, *n2, *a2, *h2, *skip, *out; /* activations */
-    float *mean1, *rstd1, *mean2, *rstd2;
+    const float *in;         /* [B,C,HW], set by forward: another activation */
+    float *n1, *a1;          /* [B,C,HW] gn1(in), silu(n1) */
+    float *h1;               /* [B,OC,HW] conv1(a1) + e, in place */
+    float *e;                /* [B,OC] proj(silu(emb)) */
+    float *n2, *a2, *h2;     /* [B,OC,HW] gn2(h1), silu(n2), conv2(a2) */
+    float *skip;             /* [B,OC,HW] conv1x1(in); NULL when C == OC */
+    float *out;              /* [B,OC,HW] h2 + shortcut */
+    float *mean1, *rstd1, *mean2, *rstd2; /* [B,G] GroupNorm statistics */
 } resblock;
 
 /* Self-attention over the pixels of a [B,C,HW] map, with a residual:
@@ -44,8 +54,16 @@ typedef struct resblock {
 typedef struct attnblock {
     int C, HW, heads;
     int gn_w, gn_b, qkv_w, qkv_b, proj_w, proj_b;
-    const float *in;
-    float *n, *tok, *qkv, *att, *ao, *pr, *back, *out, *mean, *rstd;
+    const float *in;         /* [B,C,HW], set by forward */
+    float *n;                /* [B,C,HW] gn(in) */
+    float *tok;              /* [B,HW,C] n as a sequence of pixel tokens */
+    float *qkv;              /* [B,HW,3C] */
+    float *att;              /* [B,heads,HW,HW] attention probabilities */
+    float *ao;               /* [B,HW,C] attention output */
+    float *pr;               /* [B,HW,C] proj(ao) */
+    float *back;             /* [B,C,HW] pr as a feature map */
+    float *out;              /* [B,C,HW] in + back */
+    float *mean, *rstd;      /* [B,G] */
 } attnblock;
 
 typedef struct unet {
@@ -56,15 +74,23 @@ typedef struct unet {
     resblock down[UNET_MAX_LEVELS][UNET_MAX_BLOCKS];
     resblock up[UNET_MAX_LEVELS][UNET_MAX_BLOCKS]; /* levels 0 .. levels-2 */
     attnblock attn;
-    /* activation arena, its gradient twin (NULL for inference) and conv/attention scratch */
+    /* activations for up to cap examples (HW = H*W at full resolution, w_l = width[l]) */
     int cap;
-    float *act, *grad, *scratch;
-    size_t act_floats, scratch_floats;
+    activations mem;        /* the arena behind every pointer here and in the blocks */
     const int32_t *y;       /* labels of the last forward (for the embedding's backward) */
-    float *x, *sin, *t1, *t1a, *temb, *emb, *semb, *h0;
-    float *pool[UNET_MAX_LEVELS], *upx[UNET_MAX_LEVELS], *cat[UNET_MAX_LEVELS];
-    float *nout, *aout, *out, *mean_out, *rstd_out;
-    int32_t *ybuf;
+    float *x;               /* [B,1,H,W] the input x_t */
+    float *sin;             /* [B,w_0] sinusoidal embedding of t */
+    float *t1, *t1a, *temb; /* [B,E] fc1(sin), silu(t1), fc2(t1a) */
+    float *emb, *semb;      /* [B,E] temb + label_emb[y], silu(emb) */
+    float *h0;              /* [B,w_0,H,W] conv_in(x) */
+    float *pool[UNET_MAX_LEVELS]; /* [B,w_l,H/2^(l+1),W/2^(l+1)] avgpool of level l's output */
+    float *upx[UNET_MAX_LEVELS];  /* [B,w_(l+1),H/2^l,W/2^l] upsampled input of up level l */
+    float *cat[UNET_MAX_LEVELS];  /* [B,w_(l+1)+w_l,H/2^l,W/2^l] upx[l] and skip l */
+    float *nout, *aout;     /* [B,w_0,H,W] out.gn(h), silu(nout) */
+    float *out;             /* [B,1,H,W] the predicted noise */
+    float *mean_out, *rstd_out; /* [B,G] */
+    int32_t *ybuf;          /* [B] labels */
+    /* the convolutions' and the attention's shared scratch: mem.scratch */
 } unet;
 
 /* Checks the config (0, or -1 with a message in err naming the key). */

@@ -1,4 +1,4 @@
-/* unet.c: the diffusion job's U-Net, forward and backward, read top to bottom.
+/* model.c: the diffusion job's U-Net, forward and backward, read top to bottom.
  *
  *   x [B,1,H,W] ── conv3x3 ──► level 0: blocks × res ──► (skip 0) avgpool
  *                              level 1: blocks × res ──► (skip 1) avgpool
@@ -11,11 +11,11 @@
  * Conditioning: emb = MLP(sinusoid(t)) + label_table[y]; every residual block adds its own
  * linear projection of silu(emb) to each channel of its first convolution's output.
  *
- * Gradients: G(u, p) is the gradient of activation p (same offset in the twin arena). The
- * arena is zeroed before backward and every backward op accumulates, so a tensor read by
+ * Gradients: G(u, p) is the gradient of activation p (same offset in the twin arena, see
+ * core/activations.h). The twin is zeroed before backward and every backward op accumulates, so a tensor read by
  * two consumers (a skip feeds avgpool and concat; silu(emb) feeds every block) receives
  * both gradients without bookkeeping. */
-#include "unet.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +25,7 @@
 #include "kernels.h"
 #include "util.h"
 
-#define G(u, p) ((u)->grad + ((p) - (u)->act))
+#define G(u, p) acts_grad(&(u)->mem, (p))
 
 /* ---- declaring parameters ----------------------------------------------------------- */
 
@@ -167,109 +167,111 @@ void unet_init_params(const unet *u, model *m, rng *r) {
     }
 }
 
-/* ---- activation arena --------------------------------------------------------------- */
+/* ---- activations -------------------------------------------------------------------- */
 
-typedef struct {
-    float *base;
-    size_t n; /* floats taken so far, each piece rounded to 16 (64-byte alignment) */
-} cursor;
-
-static float *take(cursor *c, size_t n) {
-    float *p = c->base ? c->base + c->n : NULL;
-    c->n += (n + 15) & ~(size_t)15;
-    return p;
+/* "<prefix>.<what>" of shape dims[0..ndim) */
+static void act(unet *u, float **view, const char *prefix, const char *what, int grad, int ndim,
+                const int *dims) {
+    char name[ACT_NAME_MAX];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    acts_add(&u->mem, view, name, ndim, dims, grad);
 }
 
-static void res_layout(resblock *r, cursor *c, int B, int G) {
-    size_t in = (size_t)B * r->C * r->H * r->W, out = (size_t)B * r->OC * r->H * r->W;
-    r->n1 = take(c, in), r->a1 = take(c, in), r->h1 = take(c, out), r->e = take(c, (size_t)B * r->OC);
-    r->n2 = take(c, out), r->a2 = take(c, out), r->h2 = take(c, out), r->out = take(c, out);
-    r->skip = r->C != r->OC ? take(c, out) : NULL;
-    r->mean1 = take(c, (size_t)B * G), r->rstd1 = take(c, (size_t)B * G);
-    r->mean2 = take(c, (size_t)B * G), r->rstd2 = take(c, (size_t)B * G);
+/* a [B,C,H,W] feature map with a gradient */
+static void map(unet *u, float **view, const char *prefix, const char *what, int B, int C, int H, int W) {
+    act(u, view, prefix, what, 1, 4, (int[]){B, C, H, W});
 }
 
-static void attn_layout(attnblock *a, cursor *c, int B, int G) {
-    size_t n = (size_t)B * a->C * a->HW;
-    a->n = take(c, n), a->tok = take(c, n), a->qkv = take(c, 3 * n);
-    a->att = take(c, (size_t)B * a->heads * a->HW * a->HW);
-    a->ao = take(c, n), a->pr = take(c, n), a->back = take(c, n), a->out = take(c, n);
-    a->mean = take(c, (size_t)B * G), a->rstd = take(c, (size_t)B * G);
+static void res_acts(unet *u, resblock *r, const char *p, int B) {
+    int G = u->cfg.groups;
+    map(u, &r->n1, p, "n1", B, r->C, r->H, r->W);
+    map(u, &r->a1, p, "a1", B, r->C, r->H, r->W);
+    map(u, &r->h1, p, "h1", B, r->OC, r->H, r->W);
+    act(u, &r->e, p, "e", 1, 2, (int[]){B, r->OC});
+    map(u, &r->n2, p, "n2", B, r->OC, r->H, r->W);
+    map(u, &r->a2, p, "a2", B, r->OC, r->H, r->W);
+    map(u, &r->h2, p, "h2", B, r->OC, r->H, r->W);
+    map(u, &r->out, p, "out", B, r->OC, r->H, r->W);
+    r->skip = NULL;
+    if (r->C != r->OC) map(u, &r->skip, p, "skip", B, r->OC, r->H, r->W);
+    act(u, &r->mean1, p, "mean1", 0, 2, (int[]){B, G});
+    act(u, &r->rstd1, p, "rstd1", 0, 2, (int[]){B, G});
+    act(u, &r->mean2, p, "mean2", 0, 2, (int[]){B, G});
+    act(u, &r->rstd2, p, "rstd2", 0, 2, (int[]){B, G});
+    /* the block's convolutions share the network's scratch */
+    acts_scratch(&u->mem, conv2d_scratch_floats(B, r->C, r->H, r->W, r->OC, 3, 1));
+    acts_scratch(&u->mem, conv2d_scratch_floats(B, r->OC, r->H, r->W, r->OC, 3, 1));
+    if (r->skip) acts_scratch(&u->mem, conv2d_scratch_floats(B, r->C, r->H, r->W, r->OC, 1, 0));
 }
 
-/* Assigns every activation pointer for batch B from c (counting only when c->base is NULL). */
-static void layout(unet *u, cursor *c, int B) {
+static void attn_acts(unet *u, attnblock *a, int B) {
+    const char *p = "mid.attn";
+    int C = a->C, T = a->HW, G = u->cfg.groups;
+    act(u, &a->n, p, "n", 1, 3, (int[]){B, C, T});
+    act(u, &a->tok, p, "tok", 1, 3, (int[]){B, T, C});
+    act(u, &a->qkv, p, "qkv", 1, 3, (int[]){B, T, 3 * C});
+    act(u, &a->att, p, "att", 0, 4, (int[]){B, a->heads, T, T});
+    act(u, &a->ao, p, "ao", 1, 3, (int[]){B, T, C});
+    act(u, &a->pr, p, "pr", 1, 3, (int[]){B, T, C});
+    act(u, &a->back, p, "back", 1, 3, (int[]){B, C, T});
+    act(u, &a->out, p, "out", 1, 3, (int[]){B, C, T});
+    act(u, &a->mean, p, "mean", 0, 2, (int[]){B, G});
+    act(u, &a->rstd, p, "rstd", 0, 2, (int[]){B, G});
+    acts_scratch(&u->mem, attention_scratch_floats(B, T, C, a->heads));
+}
+
+/* Declares every activation for batches of up to B, in the order forward computes them. */
+static void declare_acts(unet *u, int B) {
     const unet_config *k = &u->cfg;
-    int E = u->emb_dim, L = k->levels, G = k->groups, HW = k->H * k->W;
-    u->x = take(c, (size_t)B * HW);
-    u->sin = take(c, (size_t)B * k->width[0]);
-    u->t1 = take(c, (size_t)B * E), u->t1a = take(c, (size_t)B * E), u->temb = take(c, (size_t)B * E);
-    u->emb = take(c, (size_t)B * E), u->semb = take(c, (size_t)B * E);
-    u->h0 = take(c, (size_t)B * k->width[0] * HW);
+    int E = u->emb_dim, L = k->levels, G = k->groups, H = k->H, W = k->W, w0 = k->width[0];
+    char p[48];
+    act(u, &u->x, "in", "x", 0, 4, (int[]){B, 1, H, W});
+    act(u, &u->sin, "time", "sin", 0, 2, (int[]){B, w0});
+    act(u, &u->t1, "time", "fc1", 1, 2, (int[]){B, E});
+    act(u, &u->t1a, "time", "silu", 1, 2, (int[]){B, E});
+    act(u, &u->temb, "time", "fc2", 0, 2, (int[]){B, E}); /* emb's gradient serves it */
+    act(u, &u->emb, "emb", "sum", 1, 2, (int[]){B, E});
+    act(u, &u->semb, "emb", "silu", 1, 2, (int[]){B, E});
+    acts_add_i32(&u->mem, &u->ybuf, "emb.labels", 1, (int[]){B});
+    map(u, &u->h0, "conv_in", "out", B, w0, H, W);
+    acts_scratch(&u->mem, conv2d_scratch_floats(B, 1, H, W, w0, 3, 1));
     for (int l = 0; l < L; l++) {
-        for (int b = 0; b < k->blocks; b++) res_layout(&u->down[l][b], c, B, G);
-        if (l < L - 1) u->pool[l] = take(c, (size_t)B * k->width[l] * (HW >> (2 * l + 2)));
-    }
-    attn_layout(&u->attn, c, B, G);
-    for (int l = L - 2; l >= 0; l--) {
-        size_t hw = (size_t)HW >> (2 * l);
-        u->upx[l] = take(c, (size_t)B * k->width[l + 1] * hw);
-        u->cat[l] = take(c, (size_t)B * (k->width[l + 1] + k->width[l]) * hw);
-        for (int b = 0; b < k->blocks; b++) res_layout(&u->up[l][b], c, B, G);
-    }
-    u->nout = take(c, (size_t)B * k->width[0] * HW), u->aout = take(c, (size_t)B * k->width[0] * HW);
-    u->out = take(c, (size_t)B * HW);
-    u->mean_out = take(c, (size_t)B * G), u->rstd_out = take(c, (size_t)B * G);
-}
-
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-static size_t res_scratch(const resblock *r, int B) {
-    size_t s = conv2d_scratch_floats(B, r->C, r->H, r->W, r->OC, 3, 1);
-    s = max_sz(s, conv2d_scratch_floats(B, r->OC, r->H, r->W, r->OC, 3, 1));
-    if (r->C != r->OC) s = max_sz(s, conv2d_scratch_floats(B, r->C, r->H, r->W, r->OC, 1, 0));
-    return s;
-}
-
-static size_t scratch_for(const unet *u, int B) {
-    const unet_config *k = &u->cfg;
-    size_t s = conv2d_scratch_floats(B, 1, k->H, k->W, k->width[0], 3, 1);
-    s = max_sz(s, conv2d_scratch_floats(B, k->width[0], k->H, k->W, 1, 3, 1));
-    for (int l = 0; l < k->levels; l++)
         for (int b = 0; b < k->blocks; b++) {
-            s = max_sz(s, res_scratch(&u->down[l][b], B));
-            if (l < k->levels - 1) s = max_sz(s, res_scratch(&u->up[l][b], B));
+            snprintf(p, sizeof p, "down%d.%d", l, b);
+            res_acts(u, &u->down[l][b], p, B);
         }
-    return max_sz(s, attention_scratch_floats(B, u->attn.HW, u->attn.C, u->attn.heads));
+        snprintf(p, sizeof p, "down%d", l);
+        if (l < L - 1) map(u, &u->pool[l], p, "pool", B, k->width[l], H >> (l + 1), W >> (l + 1));
+    }
+    attn_acts(u, &u->attn, B);
+    for (int l = L - 2; l >= 0; l--) {
+        snprintf(p, sizeof p, "up%d", l);
+        map(u, &u->upx[l], p, "upsample", B, k->width[l + 1], H >> l, W >> l);
+        map(u, &u->cat[l], p, "concat", B, k->width[l + 1] + k->width[l], H >> l, W >> l);
+        for (int b = 0; b < k->blocks; b++) {
+            snprintf(p, sizeof p, "up%d.%d", l, b);
+            res_acts(u, &u->up[l][b], p, B);
+        }
+    }
+    map(u, &u->nout, "out", "gn", B, w0, H, W);
+    map(u, &u->aout, "out", "silu", B, w0, H, W);
+    act(u, &u->out, "out", "conv", 0, 4, (int[]){B, 1, H, W}); /* its gradient is the caller's */
+    act(u, &u->mean_out, "out", "gn_mean", 0, 2, (int[]){B, G});
+    act(u, &u->rstd_out, "out", "gn_rstd", 0, 2, (int[]){B, G});
+    acts_scratch(&u->mem, conv2d_scratch_floats(B, w0, H, W, 1, 3, 1));
 }
 
 void unet_reserve(unet *u, int B, int with_grads) {
-    if (B <= u->cap && (!with_grads || u->grad)) return;
+    if (B <= u->cap && (!with_grads || u->mem.grads)) return;
     if (B < u->cap) B = u->cap;
-    kernels_free(u->act);
-    kernels_free(u->grad);
-    kernels_free(u->scratch);
-    free(u->ybuf);
-    cursor c = {NULL, 0};
-    layout(u, &c, B);
-    u->act_floats = c.n;
-    u->act = kernels_alloc(c.n);
-    u->grad = with_grads ? kernels_alloc(c.n) : NULL;
-    c = (cursor){u->act, 0};
-    layout(u, &c, B);
-    u->scratch_floats = scratch_for(u, B);
-    u->scratch = kernels_alloc(u->scratch_floats);
-    u->ybuf = xcalloc((size_t)B, sizeof *u->ybuf);
+    acts_free(&u->mem);
+    declare_acts(u, B);
+    acts_alloc(&u->mem, with_grads);
     u->cap = B;
 }
 
 void unet_free(unet *u) {
-    kernels_free(u->act);
-    kernels_free(u->grad);
-    kernels_free(u->scratch);
-    free(u->ybuf);
-    u->act = u->grad = u->scratch = NULL;
-    u->ybuf = NULL;
+    acts_free(&u->mem);
     u->cap = 0;
 }
 
@@ -324,7 +326,7 @@ static void res_forward(unet *u, const model *m, resblock *r, const float *in, i
     groupnorm_forward(r->n1, r->mean1, r->rstd1, in, model_param(m, r->gn1_w), model_param(m, r->gn1_b),
                       B, r->C, HW, Gn);
     silu_forward(r->a1, r->n1, nin);
-    conv2d_forward(r->h1, r->a1, model_param(m, r->conv1_w), model_param(m, r->conv1_b), u->scratch, B,
+    conv2d_forward(r->h1, r->a1, model_param(m, r->conv1_w), model_param(m, r->conv1_b), u->mem.scratch, B,
                    r->C, r->H, r->W, r->OC, 3, 1);
     linear_forward(r->e, u->semb, model_param(m, r->proj_w), model_param(m, r->proj_b), B, u->emb_dim,
                    r->OC);
@@ -332,11 +334,11 @@ static void res_forward(unet *u, const model *m, resblock *r, const float *in, i
     groupnorm_forward(r->n2, r->mean2, r->rstd2, r->h1, model_param(m, r->gn2_w),
                       model_param(m, r->gn2_b), B, r->OC, HW, Gn);
     silu_forward(r->a2, r->n2, nout);
-    conv2d_forward(r->h2, r->a2, model_param(m, r->conv2_w), model_param(m, r->conv2_b), u->scratch, B,
+    conv2d_forward(r->h2, r->a2, model_param(m, r->conv2_w), model_param(m, r->conv2_b), u->mem.scratch, B,
                    r->OC, r->H, r->W, r->OC, 3, 1);
     const float *shortcut = in;
     if (r->skip) {
-        conv2d_forward(r->skip, in, model_param(m, r->skip_w), model_param(m, r->skip_b), u->scratch, B,
+        conv2d_forward(r->skip, in, model_param(m, r->skip_w), model_param(m, r->skip_b), u->mem.scratch, B,
                        r->C, r->H, r->W, r->OC, 1, 0);
         shortcut = r->skip;
     }
@@ -351,9 +353,9 @@ static void res_backward(unet *u, model *m, resblock *r, int B) {
     residual_backward(G(u, r->h2), r->skip ? G(u, r->skip) : din, G(u, r->out), nout);
     if (r->skip)
         conv2d_backward(din, model_grad(m, r->skip_w), model_grad(m, r->skip_b), G(u, r->skip), r->in,
-                        model_param(m, r->skip_w), u->scratch, B, r->C, r->H, r->W, r->OC, 1, 0);
+                        model_param(m, r->skip_w), u->mem.scratch, B, r->C, r->H, r->W, r->OC, 1, 0);
     conv2d_backward(G(u, r->a2), model_grad(m, r->conv2_w), model_grad(m, r->conv2_b), G(u, r->h2), r->a2,
-                    model_param(m, r->conv2_w), u->scratch, B, r->OC, r->H, r->W, r->OC, 3, 1);
+                    model_param(m, r->conv2_w), u->mem.scratch, B, r->OC, r->H, r->W, r->OC, 3, 1);
     silu_backward(G(u, r->n2), G(u, r->a2), r->n2, nout);
     groupnorm_backward(G(u, r->h1), model_grad(m, r->gn2_w), model_grad(m, r->gn2_b), G(u, r->n2), r->h1,
                        model_param(m, r->gn2_w), r->mean2, r->rstd2, B, r->OC, HW, Gn);
@@ -362,7 +364,7 @@ static void res_backward(unet *u, model *m, resblock *r, int B) {
     linear_backward(G(u, u->semb), model_grad(m, r->proj_w), model_grad(m, r->proj_b), G(u, r->e), u->semb,
                     model_param(m, r->proj_w), B, u->emb_dim, r->OC);
     conv2d_backward(G(u, r->a1), model_grad(m, r->conv1_w), model_grad(m, r->conv1_b), G(u, r->h1), r->a1,
-                    model_param(m, r->conv1_w), u->scratch, B, r->C, r->H, r->W, r->OC, 3, 1);
+                    model_param(m, r->conv1_w), u->mem.scratch, B, r->C, r->H, r->W, r->OC, 3, 1);
     silu_backward(G(u, r->n1), G(u, r->a1), r->n1, nin);
     groupnorm_backward(din, model_grad(m, r->gn1_w), model_grad(m, r->gn1_b), G(u, r->n1), r->in,
                        model_param(m, r->gn1_w), r->mean1, r->rstd1, B, r->C, HW, Gn);
@@ -392,7 +394,7 @@ static void attn_backward(unet *u, model *m, attnblock *a, int B) {
     transpose_chw_backward(G(u, a->pr), G(u, a->back), B, T, C);
     linear_backward(G(u, a->ao), model_grad(m, a->proj_w), model_grad(m, a->proj_b), G(u, a->pr), a->ao,
                     model_param(m, a->proj_w), B * T, C, C);
-    attention_full_backward(G(u, a->qkv), G(u, a->ao), a->qkv, a->att, u->scratch, B, T, C, a->heads);
+    attention_full_backward(G(u, a->qkv), G(u, a->ao), a->qkv, a->att, u->mem.scratch, B, T, C, a->heads);
     linear_backward(G(u, a->tok), model_grad(m, a->qkv_w), model_grad(m, a->qkv_b), G(u, a->qkv), a->tok,
                     model_param(m, a->qkv_w), B * T, C, 3 * C);
     transpose_chw_backward(G(u, a->n), G(u, a->tok), B, C, T);
@@ -412,7 +414,7 @@ const float *unet_forward(unet *u, const model *m, const float *x, const int32_t
     u->y = u->ybuf;
     embed_forward(u, m, t, y, B);
     /* x [B,1,H,W] → h [B,w0,H,W] */
-    conv2d_forward(u->h0, u->x, model_param(m, u->in_w), model_param(m, u->in_b), u->scratch, B, 1, k->H,
+    conv2d_forward(u->h0, u->x, model_param(m, u->in_w), model_param(m, u->in_b), u->mem.scratch, B, 1, k->H,
                    k->W, k->width[0], 3, 1);
     const float *h = u->h0;
     for (int l = 0; l < L; l++) {
@@ -443,7 +445,7 @@ const float *unet_forward(unet *u, const model *m, const float *x, const int32_t
     groupnorm_forward(u->nout, u->mean_out, u->rstd_out, h, model_param(m, u->out_gn_w),
                       model_param(m, u->out_gn_b), B, k->width[0], HW, k->groups);
     silu_forward(u->aout, u->nout, (size_t)B * k->width[0] * HW);
-    conv2d_forward(u->out, u->aout, model_param(m, u->out_w), model_param(m, u->out_b), u->scratch, B,
+    conv2d_forward(u->out, u->aout, model_param(m, u->out_w), model_param(m, u->out_b), u->mem.scratch, B,
                    k->width[0], k->H, k->W, 1, 3, 1);
     return u->out;
 }
@@ -457,11 +459,11 @@ static const float *head_input(const unet *u) {
 void unet_backward(unet *u, model *m, const float *dout, int B) {
     const unet_config *k = &u->cfg;
     int L = k->levels, HW = k->H * k->W;
-    if (!u->grad) DIE("unet_backward: reserved without gradients");
-    memset(u->grad, 0, u->act_floats * sizeof *u->grad);
+    if (!u->mem.grads) DIE("unet_backward: reserved without gradients");
+    acts_zero_grads(&u->mem);
     const float *h = head_input(u);
     conv2d_backward(G(u, u->aout), model_grad(m, u->out_w), model_grad(m, u->out_b), dout, u->aout,
-                    model_param(m, u->out_w), u->scratch, B, k->width[0], k->H, k->W, 1, 3, 1);
+                    model_param(m, u->out_w), u->mem.scratch, B, k->width[0], k->H, k->W, 1, 3, 1);
     silu_backward(G(u, u->nout), G(u, u->aout), u->nout, (size_t)B * k->width[0] * HW);
     groupnorm_backward(G(u, h), model_grad(m, u->out_gn_w), model_grad(m, u->out_gn_b), G(u, u->nout), h,
                        model_param(m, u->out_gn_w), u->mean_out, u->rstd_out, B, k->width[0], HW, k->groups);
@@ -481,6 +483,6 @@ void unet_backward(unet *u, model *m, const float *dout, int B) {
         for (int b = k->blocks - 1; b >= 0; b--) res_backward(u, m, &u->down[l][b], B);
     }
     conv2d_backward(NULL, model_grad(m, u->in_w), model_grad(m, u->in_b), G(u, u->h0), u->x,
-                    model_param(m, u->in_w), u->scratch, B, 1, k->H, k->W, k->width[0], 3, 1);
+                    model_param(m, u->in_w), u->mem.scratch, B, 1, k->H, k->W, k->width[0], 3, 1);
     embed_backward(u, m, B); /* last: every block has added its share to G(semb) */
 }

@@ -1,0 +1,72 @@
+/* model.h: the classify job's networks (LeNet-5 and an MLP): layers, activations, forward,
+ * loss and backward.
+ *
+ * The network is a short sequence of layers (conv, relu, pool, linear) over NCHW float
+ * activations: forward runs the list top to bottom, backward runs it in reverse, and the ops
+ * come from kernels.h. The loss is softmax cross-entropy, mean over the batch. Like the other
+ * jobs' models it knows nothing of the trainer, MPI or files.
+ *
+ * Shapes: B examples (up to cap), an input image of C x H x W, K = CLASSIFY_CLASSES. */
+#ifndef DTRAIN_CLASSIFY_MODEL_H
+#define DTRAIN_CLASSIFY_MODEL_H
+
+#include <stdint.h>
+
+#include "../../core/model.h"
+#include "activations.h"
+#include "rng.h"
+
+#define CLASSIFY_MAX_LAYERS 16
+#define CLASSIFY_CLASSES 10
+
+typedef enum { L_CONV, L_RELU, L_POOL, L_LINEAR } layer_kind;
+
+typedef struct layer {
+    layer_kind kind;
+    int C, H, W;     /* input shape per example (linear: C = in features, H = W = 1) */
+    int OC, OH, OW;  /* output shape per example */
+    int K, pad;      /* conv */
+    int w, b;        /* tensor indices in the model */
+} layer;
+
+typedef struct classifier {
+    layer layers[CLASSIFY_MAX_LAYERS];
+    int nlayers;
+    int H, W, C;     /* input image */
+    int cap;         /* examples the activations hold */
+    activations mem; /* the arena behind every pointer below */
+    /* act[0] [B,C,H,W] the normalised input; act[i+1] [B,OC,OH,OW] output of layer i */
+    float *act[CLASSIFY_MAX_LAYERS + 1];
+    /* dact[i] the gradient of act[i]; dact[0] NULL (no gradient w.r.t. the images) */
+    float *dact[CLASSIFY_MAX_LAYERS + 1];
+    float *probs;     /* [B,K] softmax of the logits act[nlayers] */
+    float *losses;    /* [B] per-example cross-entropy */
+    int32_t *targets; /* [B] labels */
+} classifier;
+
+/* Declares the network's tensors in m (before model_alloc) for C x H x W input images.
+ * LeNet-5 wants 28 x 28 x 1. */
+void classifier_build_lenet(classifier *n, model *m, int H, int W, int C);
+void classifier_build_mlp(classifier *n, model *m, int H, int W, int C, int hidden);
+/* Declares and allocates the activations for batches of up to cap examples (once). */
+void classifier_alloc(classifier *n, int cap);
+void classifier_free(classifier *n);
+
+/* Glorot/Xavier uniform weights and zero biases for every conv and linear layer. */
+void classifier_init_params(const classifier *n, model *m, rng *r);
+
+/* Forward over B images (B x H x W x C uint8, NHWC): normalises them into act[0] and runs
+ * every layer; the logits are act[nlayers] [B,K]. */
+void classifier_forward(classifier *n, const model *m, const uint8_t *images, int B);
+/* After a forward: the softmax cross-entropy against labels[B]; returns the mean loss. */
+float classifier_loss(classifier *n, const uint8_t *labels, int B);
+/* After classifier_loss: accumulates into m's gradient arena the gradient of
+ * scale * (sum of the B losses). */
+void classifier_backward(classifier *n, model *m, int B, float scale);
+
+/* The input of the last layer (LeNet: the 84 activations after the last hidden ReLU) per
+ * example, and their count. */
+static inline const float *classifier_features(const classifier *n) { return n->act[n->nlayers - 1]; }
+int classifier_feature_width(const classifier *n);
+
+#endif
