@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gpt/model.h"
+#include "gpt/gpt.h"
 #include "gradcheck.h"
 #include "kernels.h"
 #include "optim.h"

@@ -75,9 +75,14 @@ typedef struct diffusion {
     float *ema;
     image_shard *train, *test;
     image_epoch order;      /* the epoch's order over the train shard, resumable */
-    uint8_t *img_buf, *lab_buf;
-    float *x0, *noise, *xt, *dpred;
-    int32_t *steps, *labels;
+    /* host buffers of one micro-batch (n = local_batch, HW = H*W): the loss's inputs are
+     * drawn on the host, the U-Net's activations live in its own arena (model.h) */
+    uint8_t *img_buf, *lab_buf; /* [n,H,W] images, [n] labels as read */
+    float *x0;                  /* [n,1,H,W] images in [-1, 1] */
+    float *noise;               /* [n,1,H,W] eps, the regression target */
+    float *xt;                  /* [n,1,H,W] the noised input */
+    float *dpred;               /* [n,1,H,W] d loss / d predicted eps */
+    int32_t *steps, *labels;    /* [n] timesteps, labels after the drop to "no label" */
 } diffusion;
 
 unet *diffusion_unet(void *js) { return &((diffusion *)js)->net; }

@@ -74,7 +74,7 @@ typedef struct unet {
     resblock down[UNET_MAX_LEVELS][UNET_MAX_BLOCKS];
     resblock up[UNET_MAX_LEVELS][UNET_MAX_BLOCKS]; /* levels 0 .. levels-2 */
     attnblock attn;
-    /* activations for up to cap examples (HW = H*W at full resolution, w_l = width[l]) */
+    /* activations for up to cap examples (w_l = width[l]) */
     int cap;
     activations mem;        /* the arena behind every pointer here and in the blocks */
     const int32_t *y;       /* labels of the last forward (for the embedding's backward) */
@@ -99,8 +99,10 @@ int unet_check(const unet_config *c, char *err, size_t errlen);
 void unet_build(unet *u, model *m, const unet_config *c);
 /* PyTorch-style init: conv/linear U(+-1/sqrt(fan_in)), GroupNorm 1/0, label table N(0,1). */
 void unet_init_params(const unet *u, model *m, rng *r);
-/* Sizes the activations for batches of up to B (grown, never shrunk); with_grads also
- * allocates the gradient twin that backward needs. */
+/* Declares and allocates the activations for batches of up to B (grown, never shrunk);
+ * with_grads also allocates the gradient twin that backward needs. A growth frees and
+ * allocates again, so it belongs to set-up: the training job's first step, a sampler's start;
+ * never between a forward and its backward. */
 void unet_reserve(unet *u, int B, int with_grads);
 void unet_free(unet *u);
 

@@ -116,9 +116,4 @@ float gpt_forward(gpt *g, const model *m, const int32_t *tokens, const int32_t *
  * divides further by the number of micro-batches it accumulates. */
 void gpt_backward(gpt *g, model *m, float scale);
 
-/* Draws a token from logits[V] at `temperature` (0: the argmax) among the top_k largest
- * (0: all). Never returns an id >= V. `work` holds V floats. */
-int gpt_sample_token(const float *logits, int V, float temperature, int top_k, float *work,
-                     rng *r);
-
 #endif
