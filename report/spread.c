@@ -1,9 +1,12 @@
-/* spread.c: the spread of the final metric over seeds, when several runs of one job with
- * the same config (all but the seed and the keys that do not change what is computed) are
- * given. Runs of one job whose configs differ otherwise are not pooled, and say so. */
+/* spread.c: the spread of the final metric over seeds, when several finished runs of one job
+ * with the same config (all but the seed and the keys that do not change what is computed)
+ * are given. Runs of one job in different configs are not pooled, and one line says so. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 #include "report.h"
 
@@ -16,56 +19,93 @@ static int free_key(const char *k) {
     return 0;
 }
 
-/* the first key on which two configs differ (NULL when none does) */
-static const char *differing_key(const run_files *a, const run_files *b) {
+/* the keys (up to 3) on which two configs differ, "key a/b, ..." into buf; 0 when none does */
+static int differing_keys(const run_files *a, const run_files *b, char *buf, size_t len) {
     const char *k;
     json_t *v;
+    int n = 0;
+    size_t used = 0;
+    buf[0] = 0;
     json_object_foreach(a->config, k, v) {
-        if (free_key(k)) continue;
-        if (strcmp(json_string_value(v), run_cfg(b, k)) != 0) return k;
+        if (free_key(k) || strcmp(json_string_value(v), run_cfg(b, k)) == 0) continue;
+        if (n++ < 3 && used < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s'%s' (%s, %s)", n > 1 ? ", " : "", k,
+                                     json_string_value(v), run_cfg(b, k));
     }
     json_object_foreach(b->config, k, v) {
-        if (!free_key(k) && !json_object_get(a->config, k)) return k;
+        if (free_key(k) || json_object_get(a->config, k)) continue;
+        if (n++ < 3 && used < len)
+            used += (size_t)snprintf(buf + used, len - used, "%s'%s' (none, %s)", n > 1 ? ", " : "", k,
+                                     json_string_value(v));
     }
-    return NULL;
+    return n;
 }
 
 static const char *metric_of(const char *job) { return strcmp(job, "classify") == 0 ? "test_acc" : "val_loss"; }
 
-void spread_add(run_files *const *r, json_t *const *figs, int n) {
+/* group[i]: the first finished run of i's job and config; -1 for unfinished runs */
+static void group_runs(run_files *const *r, int n, int *group) {
+    char keys[512];
     for (int i = 0; i < n; i++) {
-        if (!r[i]->summary) continue;
-        const char *metric = metric_of(r[i]->job);
-        double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
-        int count = 0, found;
-        json_t *members = json_array();
-        for (int j = 0; j < n; j++) {
-            if (!r[j]->summary || strcmp(r[i]->job, r[j]->job) != 0) continue;
-            const char *k = differing_key(r[i], r[j]);
-            if (k) {
-                if (j > i)
-                    fprintf(stderr, "dtrain report: %s and %s are both %s runs but differ in '%s' (%s, %s): their "
-                                    "figures are not pooled over seeds\n", r[i]->dir, r[j]->dir, r[i]->job, k,
-                            run_cfg(r[i], k), run_cfg(r[j], k));
-                continue;
-            }
-            double v = run_num(r[j], metric, &found);
-            if (!found) continue;
-            sum += v, sq += v * v, count++;
-            lo = fmin(lo, v), hi = fmax(hi, v);
-            json_array_append_new(members, json_string(r[j]->name));
-        }
-        json_t *s = json_object();
-        json_object_set_new(s, "metric", json_string(metric));
-        json_object_set_new(s, "runs", json_integer(count));
-        json_object_set_new(s, "members", members);
-        if (count >= 2) {
-            double mean = sum / count, var = fmax(sq - count * mean * mean, 0) / (count - 1);
-            json_object_set_new(s, "mean", json_real(mean));
-            json_object_set_new(s, "sd", json_real(sqrt(var)));
-            json_object_set_new(s, "min", json_real(lo));
-            json_object_set_new(s, "max", json_real(hi));
-        }
-        json_object_set_new(figs[i], "spread", s);
+        group[i] = -1;
+        for (int j = 0; j <= i && group[i] < 0 && r[i]->summary; j++)
+            if (r[j]->summary && strcmp(r[i]->job, r[j]->job) == 0 && differing_keys(r[i], r[j], keys, sizeof keys) == 0)
+                group[i] = j;
     }
+    /* one line per pair of groups of one job that cannot be pooled */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (group[i] == i && group[j] == j && strcmp(r[i]->job, r[j]->job) == 0) {
+                differing_keys(r[i], r[j], keys, sizeof keys);
+                fprintf(stderr, "dtrain report: %s and %s are both %s runs but differ in %s: their figures are not "
+                                "pooled over seeds\n", r[i]->dir, r[j]->dir, r[i]->job, keys);
+            }
+}
+
+/* a run that repeats an earlier member's seed (a copy of a run) is counted once */
+static int repeats_seed(run_files *const *r, const int *group, int j) {
+    for (int k = 0; k < j; k++)
+        if (group[k] == group[j] && strcmp(run_cfg(r[k], "seed"), run_cfg(r[j], "seed")) == 0) return k;
+    return -1;
+}
+
+static json_t *group_spread(run_files *const *r, const int *group, int n, int g) {
+    const char *metric = metric_of(r[g]->job);
+    double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+    int count = 0, found;
+    json_t *members = json_array();
+    for (int j = 0; j < n; j++) {
+        if (group[j] != g || repeats_seed(r, group, j) >= 0) continue;
+        double v = run_num(r[j], metric, &found);
+        if (!found) continue;
+        sum += v, sq += v * v, count++;
+        lo = fmin(lo, v), hi = fmax(hi, v);
+        json_array_append_new(members, json_string(r[j]->name));
+    }
+    json_t *s = json_object();
+    json_object_set_new(s, "metric", json_string(metric));
+    json_object_set_new(s, "runs", json_integer(count));
+    json_object_set_new(s, "members", members);
+    if (count >= 2) {
+        double mean = sum / count, var = fmax(sq - count * mean * mean, 0) / (count - 1);
+        json_object_set_new(s, "mean", json_real(mean));
+        json_object_set_new(s, "sd", json_real(sqrt(var)));
+        json_object_set_new(s, "min", json_real(lo));
+        json_object_set_new(s, "max", json_real(hi));
+    }
+    return s;
+}
+
+void spread_add(run_files *const *r, json_t *const *figs, int n) {
+    int *group = xcalloc((size_t)(n > 0 ? n : 1), sizeof *group);
+    group_runs(r, n, group);
+    for (int j = 0; j < n; j++) {
+        int k = group[j] >= 0 ? repeats_seed(r, group, j) : -1;
+        if (k >= 0)
+            fprintf(stderr, "dtrain report: %s has the config and seed of %s: counted once in the spread over seeds\n",
+                    r[j]->dir, r[k]->dir);
+    }
+    for (int i = 0; i < n; i++)
+        if (group[i] >= 0) json_object_set_new(figs[i], "spread", group_spread(r, group, n, group[i]));
+    free(group);
 }
