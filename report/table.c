@@ -229,16 +229,35 @@ static void comparison_table(FILE *f, json_t *const *figs, int n) {
                "as 3× its forward pass; times are from the runs' summary.json.\n\n");
 }
 
+/* precision and recall of class k from the confusion matrix [true][pred] in report.json */
+static int from_matrix(json_t *m, int k, double *precision, double *recall) {
+    long tp = 0, pred = 0, truth = 0;
+    if (json_array_size(m) != 10) return 0;
+    for (int j = 0; j < 10; j++) {
+        pred += (long)json_integer_value(json_array_get(json_array_get(m, (size_t)j), (size_t)k));
+        truth += (long)json_integer_value(json_array_get(json_array_get(m, (size_t)k), (size_t)j));
+    }
+    tp = (long)json_integer_value(json_array_get(json_array_get(m, (size_t)k), (size_t)k));
+    *precision = pred ? (double)tp / (double)pred : 0, *recall = truth ? (double)tp / (double)truth : 0;
+    return 1;
+}
+
 static void per_class(FILE *f, json_t *r) {
     json_t *e = json_object_get(r, "evaluation");
+    json_t *m = json_object_get(json_object_get(r, "output"), "confusion_matrix");
     int fp, fr;
     if (!json_object_get(e, "precision_0")) return;
-    fprintf(f, "### %s: per class (test set)\n\n| class | precision | recall |\n|---|---|---|\n", str(r, "name"));
+    fprintf(f, "### %s: per class (test set)\n\nThe run's own figures (`summary.json`) beside those of the confusion "
+               "matrix the report computed from the final checkpoint.\n\n"
+               "| class | precision | recall | precision (checkpoint) | recall (checkpoint) |\n|---|---|---|---|---|\n",
+            str(r, "name"));
     for (int k = 0; k < 10; k++) {
         char kp[32], kr[32];
         snprintf(kp, sizeof kp, "precision_%d", k), snprintf(kr, sizeof kr, "recall_%d", k);
-        double p = num(e, kp, &fp), rc = num(e, kr, &fr);
-        if (fp && fr) fprintf(f, "| %d | %.4f | %.4f |\n", k, p, rc);
+        double p = num(e, kp, &fp), rc = num(e, kr, &fr), mp, mr;
+        if (!fp || !fr) continue;
+        if (from_matrix(m, k, &mp, &mr)) fprintf(f, "| %d | %.4f | %.4f | %.4f | %.4f |\n", k, p, rc, mp, mr);
+        else fprintf(f, "| %d | %.4f | %.4f | – | – |\n", k, p, rc);
     }
     json_t *plots = json_object_get(r, "plots");
     if (*str(plots, "confusion")) fprintf(f, "\n![confusion matrix of %s](%s)\n", str(r, "name"), str(plots, "confusion"));

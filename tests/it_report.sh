@@ -70,6 +70,13 @@ for run in lenet-s0 lenet-s1 mlp; do
             'BEGIN { printf "| %d | %.4f | %.4f |", k, p, r }')"
     done
 done
+# the confusion matrix the report computed from each final checkpoint gives the run's own
+# per-class figures (to within one test image, should a near tie fall the other way)
+rows=$(grep -E '^\| [0-9] \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$' "$md" | wc -l)
+[ "$rows" = 30 ] || fail "expected 30 per-class rows with the checkpoint's figures, found $rows"
+grep -E '^\| [0-9] \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$' "$md" | awk -F'|' '
+    { d1 = $3 - $5; d2 = $4 - $6; if (d1 < 0) d1 = -d1; if (d2 < 0) d2 = -d2; if (d1 > 0.01 || d2 > 0.01) bad = 1 }
+    END { exit bad }' || fail "the checkpoint's confusion matrix disagrees with summary.json"
 mean=$(awk -v a="$(json_num "$R/lenet-s0/summary.json" test_acc)" -v b="$(json_num "$R/lenet-s1/summary.json" test_acc)" \
     'BEGIN { printf "%.4g", 50 * (a + b) }')
 has "test_acc over 2 seeds: mean $mean%"
