@@ -198,12 +198,14 @@ static void cell_spread(json_t *r, char *b, size_t l) {
     int f1, f2, f3, f4, f5;
     double n = num(s, "runs", &f1), mean = num(s, "mean", &f2), sd = num(s, "sd", &f3), lo = num(s, "min", &f4),
            hi = num(s, "max", &f5);
-    double scale = strcmp(str(s, "metric"), "test_acc") == 0 ? 100 : 1;
-    const char *unit = scale == 100 ? "%" : "";
-    if (f1 && f2 && f3 && f4 && f5)
-        snprintf(b, l, "%s over %.0f seeds: mean %.4g%s, sd %.2g%s, %.4g–%.4g%s", str(s, "metric"), n, scale * mean,
-                 unit, scale * sd, unit, scale * lo, scale * hi, unit);
-    else if (s) snprintf(b, l, "one run of this config");
+    if (!(f1 && f2 && f3 && f4 && f5)) {
+        if (s) snprintf(b, l, "one run of this config");
+        return;
+    }
+    if (strcmp(str(s, "metric"), "test_acc") == 0)
+        snprintf(b, l, "test accuracy over %.0f seeds: mean %.2f%%, sd %.2f points, %.2f–%.2f%%", n, 100 * mean,
+                 100 * sd, 100 * lo, 100 * hi);
+    else snprintf(b, l, "%s over %.0f seeds: mean %.4f, sd %.4f, %.4f–%.4f", str(s, "metric"), n, mean, sd, lo, hi);
 }
 
 /* ---- the sections ------------------------------------------------------------------- */

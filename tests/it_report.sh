@@ -78,8 +78,8 @@ grep -E '^\| [0-9] \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$' "$md" | awk 
     { d1 = $3 - $5; d2 = $4 - $6; if (d1 < 0) d1 = -d1; if (d2 < 0) d2 = -d2; if (d1 > 0.01 || d2 > 0.01) bad = 1 }
     END { exit bad }' || fail "the checkpoint's confusion matrix disagrees with summary.json"
 mean=$(awk -v a="$(json_num "$R/lenet-s0/summary.json" test_acc)" -v b="$(json_num "$R/lenet-s1/summary.json" test_acc)" \
-    'BEGIN { printf "%.4g", 50 * (a + b) }')
-has "test_acc over 2 seeds: mean $mean%"
+    'BEGIN { printf "%.2f", 50 * (a + b) }')
+has "test accuracy over 2 seeds: mean $mean%"
 has "the same label for 2,000 of 2,000 (100.0%)"
 v=$(json_num "$R/gpt/summary.json" val_loss)
 has "$(awk -v v="$v" 'BEGIN { printf "validation loss **%.4f**, perplexity **%.2f**", v, exp(v) }')"
