@@ -115,11 +115,12 @@ static int read_metrics(run_files *r, const char *path) {
     char *line = NULL;
     size_t cap = 0;
     int bad = 0;
-    while (getline(&line, &cap, f) > 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0) {
         json_error_t e;
         json_t *o = json_loads(line, 0, &e);
         if (json_is_object(o)) take_line(r, &rd, o);
-        else bad++; /* a line cut short by a run still writing, or not ours */
+        else if (line[len - 1] == '\n') bad++; /* an unfinished last line is a run still writing it */
         json_decref(o);
     }
     free(line);

@@ -30,14 +30,16 @@ rc=0
 DTRAIN_TEST_STOP_AT_STEP=10 "$DTRAIN" "${lenet[@]}" --out "$R/stopped" > /dev/null || rc=$?
 [ $rc -eq 75 ] || fail "the stopped run should exit 75, got $rc"
 cp -r "$R/lenet-s0" "$R/nockpt" && rm -r "$R/nockpt/checkpoints"
+# a run caught while it writes a metrics line
+cp -r "$R/stopped" "$R/running" && printf '{"step": 12, "lo' >> "$R/running/metrics.jsonl"
 mkdir "$R/empty"
-ok "7 tiny runs made"
+ok "8 tiny runs made"
 
 snapshot() { (cd "$R" && find . -printf '%p %y %s %m %T@\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 snapshot > "$TMP/before"
 
 opts=(--seeds 2 --per-label 2 --steps 2 --tokens 20)
-"$DTRAIN" report "$R/lenet-s0" "$R/lenet-s1" "$R/mlp" "$R/gpt" "$R/diff" "$R/stopped" "$R/nockpt" "$R/empty" \
+"$DTRAIN" report "$R/lenet-s0" "$R/lenet-s1" "$R/mlp" "$R/gpt" "$R/diff" "$R/stopped" "$R/running" "$R/nockpt" "$R/empty" \
     "$R/lenet-s0/" --out "$TMP/rep" "${opts[@]}" > "$TMP/out" 2> "$TMP/err" || fail "report exited $?: $(cat "$TMP/err")"
 snapshot > "$TMP/after"
 diff -q "$TMP/before" "$TMP/after" > /dev/null || fail "the report changed a run directory: $(diff "$TMP/before" "$TMP/after" | head -3)"
@@ -47,17 +49,19 @@ ok "run directories unchanged, byte for byte (contents, sizes, modes, times)"
 one_line() { [ "$(grep -c "$1" "$TMP/err")" = 1 ] || fail "expected one line matching '$1' in: $(cat "$TMP/err")"; }
 one_line "empty: not a run directory (no config.txt); left out"
 one_line "stopped: no summary.json (still running, or stopped before the end)"
+one_line "running: no summary.json (still running, or stopped before the end)"
+grep -q "running/metrics.jsonl" "$TMP/err" && fail "a metrics line being written is not an error"
 one_line "nockpt: no checkpoint"
 one_line "lenet-s0/: given twice"
 one_line "mlp are both classify runs but differ in 'max_steps' (40, 20), 'model' (lenet, mlp)"
 one_line "nockpt has the config and seed of .*lenet-s0: counted once"
-[ "$(wc -l < "$TMP/err")" -le 7 ] || fail "more messages than expected: $(cat "$TMP/err")"
-ok "not a run, stopped run, no checkpoint, incompatible mix, duplicate: one line each"
+[ "$(wc -l < "$TMP/err")" -le 8 ] || fail "more messages than expected: $(cat "$TMP/err")"
+ok "not a run, stopped run, run in progress, no checkpoint, incompatible mix, duplicate: one line each"
 
 md=$TMP/rep/report.md
 has() { grep -qF -- "$1" "$md" || fail "report.md lacks '$1'"; }
 # the table's header: the runs that are runs, once each
-grep -q "^|   | lenet-s0 | lenet-s1 | mlp | gpt | diff | stopped | nockpt |$" "$md" || fail "header: $(grep '^|   |' "$md")"
+grep -q "^|   | lenet-s0 | lenet-s1 | mlp | gpt | diff | stopped | running | nockpt |$" "$md" || fail "header: $(grep '^|   |' "$md")"
 commas() { printf "%'d" "$1" 2> /dev/null | grep -q , && printf "%'d" "$1" || awk -v n="$1" 'BEGIN {
     s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 for run in lenet-s0 lenet-s1 mlp; do
