@@ -5,6 +5,7 @@
  *   dtrain prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] [--val-fraction F]
  *   dtrain sample JOB --ckpt PATH [...]                  generate from a checkpoint
  *   dtrain eval JOB --ckpt PATH [...]                    evaluate a checkpoint
+ *   dtrain report RUN_DIR... --out DIR [...]              runs side by side (report/)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "diffusion/diffusion.h"
 #include "gpt/gpt.h"
 #include "mnist_idx.h"
+#include "report.h"
 #include "tokens.h"
 #include "trainer.h"
 
@@ -27,7 +29,8 @@ static void usage(FILE *f) {
                "  prepare text --in FILE.txt --out FILE.h5 [--tokenizer char|byte] [--val-fraction 0.1]\n"
                "                                         text -> train/val token HDF5\n"
                "\ncheckpoints:\n  sample JOB --ckpt PATH [...]            generate from a checkpoint\n"
-               "  eval JOB --ckpt PATH [...]              evaluate a checkpoint\n");
+               "  eval JOB --ckpt PATH [...]              evaluate a checkpoint\n"
+               "\nruns:\n  report RUN_DIR... --out DIR [...]      runs side by side: table, outputs, plots\n");
 }
 
 /* --name VALUE from argv, or NULL */
@@ -165,6 +168,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
     if (strcmp(argv[1], "prepare") == 0) return prepare(argc - 2, argv + 2);
+    if (strcmp(argv[1], "report") == 0) return report_main(argc - 2, argv + 2);
     if (strcmp(argv[1], "sample") == 0 || strcmp(argv[1], "eval") == 0)
         return checkpoint_tool(argv[1], argc - 2, argv + 2);
     for (size_t i = 0; i < NJOBS; i++)
