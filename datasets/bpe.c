@@ -2,7 +2,6 @@
  * it, decoding ids back to bytes. See bpe.h. */
 #include "bpe.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,35 +250,6 @@ bpe *bpe_parse(const char *vocab_json, size_t vocab_len, const char *merges_txt,
     return b;
 }
 
-/* The whole of a small file; NUL-terminated for convenience. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ds_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) free(buf);
-        buf = bigger;
-        cap *= 2;
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        ds_fail(err, errlen, "%s: cannot read: %s", path, buf ? strerror(errno) : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 bpe *bpe_load_dir(const char *dir, char *err, size_t errlen) {
     size_t dl = strlen(dir) + 16, vl = 0, ml = 0;
     char *vpath = malloc(dl), *mpath = malloc(dl);
@@ -289,7 +259,7 @@ bpe *bpe_load_dir(const char *dir, char *err, size_t errlen) {
     } else {
         snprintf(vpath, dl, "%s/vocab.json", dir);
         snprintf(mpath, dl, "%s/merges.txt", dir);
-        char *v = read_file(vpath, &vl, err, errlen), *m = v ? read_file(mpath, &ml, err, errlen) : NULL;
+        char *v = ds_read_file(vpath, &vl, err, errlen), *m = v ? ds_read_file(mpath, &ml, err, errlen) : NULL;
         if (v && m) b = bpe_parse(v, vl, m, ml, vpath, mpath, err, errlen);
         free(v);
         free(m);

@@ -157,9 +157,9 @@ static long encode_prompt(const tokenizer *tok, const char *prompt, int32_t *ctx
 }
 
 static void print_token(const tokenizer *tok, int32_t id) {
-    char buf[8];
-    int n = tokenizer_decode(tok, id, buf);
-    fwrite(buf, 1, (size_t)n, stdout);
+    const char *bytes;
+    int n = tokenizer_decode(tok, id, &bytes);
+    fwrite(bytes, 1, (size_t)n, stdout);
 }
 
 /* Appends `count` sampled tokens to ctx[0..n), printing each as it comes. The model sees
