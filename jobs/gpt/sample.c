@@ -231,9 +231,10 @@ int gpt_eval_main(int argc, char **argv) {
         if (rc == 0) {
             metrics m = {0};
             gpt_job.eval(t.js, &t, &m);
-            double val = 0;
+            double val = 0, bpb = 0;
             metrics_get(&m, "val_loss", &val);
-            printf("step %ld | val_loss %.4f | perplexity %.2f\n", t.step, val, exp(val));
+            metrics_get(&m, "val_bpb", &bpb);
+            printf("step %ld | val_loss %.4f | perplexity %.2f | %.4f bits per byte\n", t.step, val, exp(val), bpb);
         }
         trainer_teardown(&t);
     }
