@@ -196,8 +196,7 @@ static int check_out(const text_job *tj, char *err, size_t errlen) {
     struct stat st;
     if (stat(tj->out, &st) != 0) return 0;
     if (!S_ISDIR(st.st_mode))
-        return ds_fail(err, errlen, "%s: exists and is not a directory: expected a token directory (an --out "
-                       "ending in .h5 writes one file)", tj->out);
+        return ds_fail(err, errlen, "%s: exists and is not a directory: expected a token directory", tj->out);
     char *index = token_dir_file(tj->out, -1);
     int ok = index && stat(index, &st) == 0;
     DIR *d = ok ? NULL : opendir(tj->out);

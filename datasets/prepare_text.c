@@ -324,17 +324,18 @@ static int check_job(const text_job *tj, char *err, size_t errlen) {
     return 0;
 }
 
-static int ends_with_h5(const char *p) {
-    size_t n = strlen(p);
-    return n >= 3 && strcmp(p + n - 3, ".h5") == 0;
+/* Several inputs, standard input or a directory can only be streamed: a token directory. */
+static int needs_stream(const text_job *tj) {
+    struct stat st;
+    return tj->nin != 1 || strcmp(tj->in[0], "-") == 0 || (stat(tj->in[0], &st) == 0 && S_ISDIR(st.st_mode));
 }
 
 /* One file, in memory: the layout described first in tokens.h. */
 static int prepare_one_file(const text_job *tj, bpe *b, const token_meta *m, char *err, size_t errlen) {
     job j = {tj->in[0], tj->out, err, errlen};
     if (tj->nin != 1 || strcmp(tj->in[0], "-") == 0) {
-        ds_fail(err, errlen, "%s: one .h5 file is made from one input file: for several inputs, a directory or "
-                "standard input, give an --out without .h5 (a token directory)", tj->out);
+        ds_fail(err, errlen, "%s: one token file is made from one input file: several inputs, a directory or "
+                "standard input make a token directory", tj->out);
         return PREPARE_BAD_INPUT;
     }
     unsigned char *text = NULL;
@@ -388,17 +389,20 @@ static bpe *load_bpe(const char *dir, token_meta *m, char **raw_vocab, char **ra
 
 int prepare_text_job(const text_job *tj, char *err, size_t errlen) {
     if (check_job(tj, err, errlen) != 0) return PREPARE_BAD_INPUT;
-    int to_file = ends_with_h5(tj->out);
+    int to_file = tj->shard_tokens == 0 && !needs_stream(tj);
     if (!to_file && strcmp(tj->tokenizer, "char") == 0) {
         ds_fail(err, errlen, "%s: the char tokenizer numbers the characters of the whole text, so it writes one .h5 "
-                "file: use --tokenizer byte or bpe for a token directory", tj->out);
+                "file from one input file: use --tokenizer byte or bpe for a token directory", tj->out);
         return PREPARE_BAD_INPUT;
     }
-    if (!to_file && tj->shard_tokens < 1) {
+    if (tj->shard_tokens < 0) {
         ds_fail(err, errlen, "%s: shard_tokens %ld: expected a positive number of ids per shard", tj->out,
                 tj->shard_tokens);
         return PREPARE_BAD_INPUT;
     }
+    text_job dir_job = *tj;
+    if (dir_job.shard_tokens == 0) dir_job.shard_tokens = TOKEN_SHARD_DEFAULT;
+    tj = &dir_job;
     token_meta m = {tj->tokenizer, 256, NULL, NULL, NULL, 0, 0};
     char *raw_vocab = NULL, *raw_merges = NULL;
     bpe *b = NULL;

@@ -15,6 +15,7 @@
 #define TOKEN_SHARD_FORMAT "dtrain-token-shard-v1"  /* DIR/shard-NNNNN.h5 */
 #define TOKEN_INDEX_NAME "index.h5"
 #define U16_VOCAB_MAX 65536
+#define TOKEN_SHARD_DEFAULT (1L << 24) /* ids per shard file unless told */
 
 /* The tokenizer as recorded: kind "char" (chars), "byte", or "bpe" (the vocab.json and
  * merges.txt bytes, stored as /tokenizer/vocab.json and /tokenizer/merges.txt, uint8). */

@@ -42,8 +42,9 @@ int prepare_text(const char *in_path, const char *out_path, const char *tokenize
 int prepare_bpe(const char *const *in, int nin, long vocab_size, long max_words, const char *out_dir, char *err,
                 size_t errlen);
 
-/* `dtrain prepare text` in full. The output is one HDF5 file (the layout above) when out
- * ends in ".h5": one input file, tokenized in memory. Otherwise out is a token directory,
+/* `dtrain prepare text` in full. The output is one HDF5 file (the layout above) when there
+ * is one input file and shard_tokens is 0: tokenized in memory. Otherwise (shard_tokens >
+ * 0, several inputs, a directory or "-") out is a token directory,
  * written by streaming the inputs (files, directories, "-" for standard input; see
  * text_stream.h) in bounded memory (about 64 MiB plus the vocabulary; prepare_stream.c):
  *   OUT/shard-00000.h5, ...  /tokens: 1-D uint16 (uint32 above 65,536 ids), chunked with
@@ -66,7 +67,8 @@ typedef struct {
     const char *tokenizer; /* "char", "byte" or "bpe" */
     const char *bpe_dir;   /* for "bpe" */
     double val_fraction;
-    long shard_tokens;     /* for a directory: ids per shard file */
+    long shard_tokens;     /* ids per shard file of a token directory; 0: one file if the
+                              input allows it, else shards of 16,777,216 ids */
 } text_job;
 int prepare_text_job(const text_job *tj, char *err, size_t errlen);
 

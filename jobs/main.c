@@ -73,9 +73,9 @@ static void prepare_mnist_usage(FILE *f) {
 static void prepare_text_usage(FILE *f) {
     fprintf(f, "usage: dtrain prepare text --in FILE|DIR|- [--in ...] --out FILE.h5|DIR [--tokenizer char|byte|bpe] "
                "[--bpe DIR] [--val-fraction 0.1] [--shard-tokens N]\n\n"
-               "Tokenizes text into train and val token ids: one HDF5 file (--out ending in .h5; one input file,\n"
-               "read whole) or a token directory (any other --out; inputs streamed in bounded memory, ids in\n"
-               "shard files of --shard-tokens ids plus index.h5).\n\n"
+               "Tokenizes text into train and val token ids: one HDF5 file (one input file, read whole) or a token\n"
+               "directory (with --shard-tokens, several inputs, a directory or -: inputs streamed in bounded\n"
+               "memory, ids in shard files of --shard-tokens ids plus index.h5).\n\n"
                "options:\n"
                "  --in FILE|DIR|-        text to tokenize (repeatable; a directory: its files in name order, "
                "recursively; -: standard input)\n"
@@ -86,7 +86,8 @@ static void prepare_text_usage(FILE *f) {
                "  --bpe DIR              vocab.json and merges.txt (dtrain prepare bpe, GPT-2's, or the tokenizers "
                "package's)\n"
                "  --val-fraction F       the share of tokens, at the end, held out for validation (default 0.1)\n"
-               "  --shard-tokens N       ids per shard file of a token directory (default 16777216)\n"
+               "  --shard-tokens N       write a token directory, N ids per shard file (default for streamed inputs: "
+               "16777216)\n"
                "  --help                 print this help and exit\n");
 }
 
@@ -135,7 +136,7 @@ static int prepare_text_cmd(int argc, char **argv) {
     int nin = 0;
     const char **in = opt_all(argc, argv, "--in", &nin);
     const char *out = opt(argc, argv, "--out"), *tok = opt(argc, argv, "--tokenizer"), *vf = opt(argc, argv, "--val-fraction");
-    long shard = 1L << 24;
+    long shard = 0;
     int rc = EXIT_USAGE;
     if (!in || nin == 0 || !out) {
         prepare_text_usage(stderr);
