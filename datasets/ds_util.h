@@ -74,4 +74,8 @@ int ds_sync_and_rename(const char *tmp, const char *final_path, char *err, size_
 int ds_tmp_guard_begin(const char *tmp, char *err, size_t errlen);
 void ds_tmp_guard_end(void);
 
+/* The whole of a (small) file, NUL-terminated, malloc'd; NULL and "PATH: cannot open|read:
+ * <why>" in err. */
+char *ds_read_file(const char *path, size_t *len, char *err, size_t errlen);
+
 #endif

@@ -12,16 +12,15 @@
 
 #include <hdf5.h>
 
+#include "bpe.h"
 #include "ds_util.h"
+#include "token_meta.h"
 #include "tokens.h"
 #include "utf8.h"
-
-#define TOKENS_FORMAT "dtrain-tokens-v1"
 /* 64K tokens (128 KB as uint16) per chunk: a training window of a few hundred tokens
  * touches one or two chunks, and a rank's whole range of a small corpus fits the reader's
  * chunk cache (token_shard.c). */
 #define CHUNK_TOKENS 65536
-#define U16_VOCAB_MAX 65536
 
 typedef struct {
     const char *in, *out; /* for messages */
@@ -38,6 +37,7 @@ typedef struct {
     long n;
     long vocab;
     char *chars; /* "char": the UTF-8 of ids 0, 1, ..., NUL-terminated; NULL for "byte" */
+    const token_meta *bpe_meta; /* "bpe": the tokenizer's files */
 } corpus;
 
 /* ---- reading ----------------------------------------------------------------------- */
@@ -172,6 +172,34 @@ static void tokenize_bytes(unsigned char *text, size_t len, corpus *c) {
     c->vocab = 256;
 }
 
+/* ---- the BPE tokenizer --------------------------------------------------------------- */
+
+static int tokenize_bpe(const job *j, const unsigned char *text, size_t len, bpe *b, corpus *c) {
+    idvec ids = {0};
+    if (bpe_encode(b, (const char *)text, len, &ids) != 0) {
+        idvec_free(&ids);
+        return ds_fail(j->err, j->errlen, "%s: out of memory encoding", j->in);
+    }
+    c->vocab = bpe_vocab_size(b);
+    int wide = c->vocab > U16_VOCAB_MAX;
+    c->n = (long)ids.n;
+    c->id_bytes = wide ? 4 : 2;
+    c->mem_type = wide ? H5T_NATIVE_UINT32 : H5T_NATIVE_UINT16;
+    if (wide) {
+        c->ids = ids.v; /* int32 ids below 2^24 read the same as uint32 */
+        return 0;
+    }
+    uint16_t *narrow = malloc(ids.n * sizeof *narrow + 1);
+    if (!narrow) {
+        idvec_free(&ids);
+        return ds_fail(j->err, j->errlen, "%s: out of memory", j->in);
+    }
+    for (size_t i = 0; i < ids.n; i++) narrow[i] = (uint16_t)ids.v[i];
+    idvec_free(&ids);
+    c->ids = narrow;
+    return 0;
+}
+
 /* ---- the split --------------------------------------------------------------------- */
 
 /* floor(n * (1 - val_fraction)), except that a product within a relative 1e-9 of an
@@ -200,12 +228,9 @@ static int h5_fail(const job *j, const char *what) {
 }
 
 static int write_root_attrs(const job *j, hid_t file, const corpus *c) {
-    if (h5_attr_write_str(file, "format", TOKENS_FORMAT) != 0) return h5_fail(j, "attribute format");
-    if (h5_attr_write_str(file, "tokenizer", c->tokenizer) != 0) return h5_fail(j, "attribute tokenizer");
-    if (h5_attr_write_i64(file, "vocab_size", c->vocab) != 0) return h5_fail(j, "attribute vocab_size");
-    if (h5_attr_write_str(file, "source", j->in) != 0) return h5_fail(j, "attribute source");
-    if (c->chars && h5_attr_write_str(file, "chars", c->chars) != 0) return h5_fail(j, "attribute chars");
-    return 0;
+    token_meta m = {c->tokenizer, c->vocab, c->chars, NULL, NULL, 0, 0};
+    if (c->bpe_meta) m = *c->bpe_meta;
+    return token_meta_write(file, TOKENS_FORMAT, j->in, &m) == 0 ? 0 : h5_fail(j, "the tokenizer's attributes");
 }
 
 /* GROUP/tokens = ids [first, first + count), chunked, with a Fletcher32 checksum per chunk
@@ -281,33 +306,123 @@ static int write_and_rename(const job *j, const corpus *c, long ntrain) {
 
 /* ---- the entry point --------------------------------------------------------------- */
 
-static int check_args(const job *j, const char *tokenizer, double val_fraction) {
-    if (!tokenizer || (strcmp(tokenizer, "char") != 0 && strcmp(tokenizer, "byte") != 0))
-        return ds_fail(j->err, j->errlen, "%s: tokenizer '%s': expected char or byte", j->in,
-                       tokenizer ? tokenizer : "(null)");
-    if (!(val_fraction > 0.0 && val_fraction < 1.0)) /* written so that NaN fails too */
-        return ds_fail(j->err, j->errlen, "%s: val_fraction %g: expected a value in (0, 1)", j->in, val_fraction);
-    return check_distinct_paths(j);
+static int known_tokenizer(const char *t) {
+    return t && (strcmp(t, "char") == 0 || strcmp(t, "byte") == 0 || strcmp(t, "bpe") == 0);
 }
 
-int prepare_text(const char *in_path, const char *out_path, const char *tokenizer, double val_fraction, char *err,
-                 size_t errlen) {
-    job j = {in_path, out_path, err, errlen};
+static int check_job(const text_job *tj, char *err, size_t errlen) {
+    const char *in = tj->nin > 0 ? tj->in[0] : tj->out;
+    if (!known_tokenizer(tj->tokenizer))
+        return ds_fail(err, errlen, "%s: tokenizer '%s': expected char, byte or bpe", in,
+                       tj->tokenizer ? tj->tokenizer : "(null)");
+    if (strcmp(tj->tokenizer, "bpe") == 0 && !tj->bpe_dir)
+        return ds_fail(err, errlen, "%s: the bpe tokenizer needs --bpe DIR (vocab.json and merges.txt, e.g. from "
+                       "dtrain prepare bpe)", in);
+    if (!(tj->val_fraction > 0.0 && tj->val_fraction < 1.0)) /* written so that NaN fails too */
+        return ds_fail(err, errlen, "%s: val_fraction %g: expected a value in (0, 1)", in, tj->val_fraction);
+    if (tj->nin < 1) return ds_fail(err, errlen, "%s: no input: expected --in FILE|DIR|-", tj->out);
+    return 0;
+}
+
+/* Several inputs, standard input or a directory can only be streamed: a token directory. */
+static int needs_stream(const text_job *tj) {
+    struct stat st;
+    return tj->nin != 1 || strcmp(tj->in[0], "-") == 0 || (stat(tj->in[0], &st) == 0 && S_ISDIR(st.st_mode));
+}
+
+/* One file, in memory: the layout described first in tokens.h. */
+static int prepare_one_file(const text_job *tj, bpe *b, const token_meta *m, char *err, size_t errlen) {
+    job j = {tj->in[0], tj->out, err, errlen};
+    if (tj->nin != 1 || strcmp(tj->in[0], "-") == 0) {
+        ds_fail(err, errlen, "%s: one token file is made from one input file: several inputs, a directory or "
+                "standard input make a token directory", tj->out);
+        return PREPARE_BAD_INPUT;
+    }
     unsigned char *text = NULL;
     size_t len = 0;
-    if (check_args(&j, tokenizer, val_fraction) != 0 || read_all(&j, &text, &len) != 0) return PREPARE_BAD_INPUT;
-    corpus c = {.tokenizer = tokenizer};
+    if (check_distinct_paths(&j) != 0 || read_all(&j, &text, &len) != 0) return PREPARE_BAD_INPUT;
+    corpus c = {.tokenizer = tj->tokenizer, .bpe_meta = b ? m : NULL};
     int rc = 0;
-    if (strcmp(tokenizer, "byte") == 0)
+    if (b && memchr(text, 0, len))
+        rc = ds_fail(err, errlen, "%s: NUL byte at offset %zu: expected text (is it a binary file?)", j.in,
+                     (size_t)((unsigned char *)memchr(text, 0, len) - text));
+    else if (b)
+        rc = tokenize_bpe(&j, text, len, b, &c);
+    else if (strcmp(tj->tokenizer, "byte") == 0)
         tokenize_bytes(text, len, &c);
     else
         rc = tokenize_chars(&j, text, len, &c);
-    long ntrain = rc == 0 ? train_count(c.n, val_fraction) : 0;
-    if (rc == 0) rc = check_split(&j, &c, val_fraction, ntrain);
+    long ntrain = rc == 0 ? train_count(c.n, tj->val_fraction) : 0;
+    if (rc == 0) rc = check_split(&j, &c, tj->val_fraction, ntrain);
     if (rc != 0) rc = PREPARE_BAD_INPUT;
     else if (write_and_rename(&j, &c, ntrain) != 0) rc = PREPARE_FAILED;
     if (c.ids != text) free(c.ids);
     free(c.chars);
     free(text);
     return rc;
+}
+
+/* The BPE tokenizer and the raw bytes of its two files (recorded in the output, so that
+ * sampling needs only the token data). */
+static bpe *load_bpe(const char *dir, token_meta *m, char **raw_vocab, char **raw_merges, char *err, size_t errlen) {
+    bpe *b = bpe_load_dir(dir, err, errlen);
+    if (!b) return NULL;
+    size_t len = strlen(dir) + 16;
+    char *p = malloc(len);
+    if (p) {
+        snprintf(p, len, "%s/vocab.json", dir);
+        *raw_vocab = ds_read_file(p, &m->vocab_len, err, errlen);
+        snprintf(p, len, "%s/merges.txt", dir);
+        *raw_merges = *raw_vocab ? ds_read_file(p, &m->merges_len, err, errlen) : NULL;
+    }
+    free(p);
+    if (!*raw_vocab || !*raw_merges) {
+        if (!p) ds_fail(err, errlen, "%s: out of memory", dir);
+        bpe_free(b);
+        return NULL;
+    }
+    m->vocab_json = *raw_vocab;
+    m->merges = *raw_merges;
+    m->vocab = bpe_vocab_size(b);
+    return b;
+}
+
+int prepare_text_job(const text_job *tj, char *err, size_t errlen) {
+    if (check_job(tj, err, errlen) != 0) return PREPARE_BAD_INPUT;
+    int to_file = tj->shard_tokens == 0 && !needs_stream(tj);
+    if (!to_file && strcmp(tj->tokenizer, "char") == 0) {
+        ds_fail(err, errlen, "%s: the char tokenizer numbers the characters of the whole text, so it writes one .h5 "
+                "file from one input file: use --tokenizer byte or bpe for a token directory", tj->out);
+        return PREPARE_BAD_INPUT;
+    }
+    if (tj->shard_tokens < 0) {
+        ds_fail(err, errlen, "%s: shard_tokens %ld: expected a positive number of ids per shard", tj->out,
+                tj->shard_tokens);
+        return PREPARE_BAD_INPUT;
+    }
+    text_job dir_job = *tj;
+    if (dir_job.shard_tokens == 0) dir_job.shard_tokens = TOKEN_SHARD_DEFAULT;
+    tj = &dir_job;
+    token_meta m = {tj->tokenizer, 256, NULL, NULL, NULL, 0, 0};
+    char *raw_vocab = NULL, *raw_merges = NULL;
+    bpe *b = NULL;
+    if (strcmp(tj->tokenizer, "bpe") == 0 && !(b = load_bpe(tj->bpe_dir, &m, &raw_vocab, &raw_merges, err, errlen)))
+        return PREPARE_BAD_INPUT;
+    int rc = to_file ? prepare_one_file(tj, b, &m, err, errlen) : prepare_text_dir(tj, b, &m, err, errlen);
+    bpe_free(b);
+    free(raw_vocab);
+    free(raw_merges);
+    return rc;
+}
+
+int prepare_text(const char *in_path, const char *out_path, const char *tokenizer, double val_fraction, char *err,
+                 size_t errlen) {
+    const char *in[1] = {in_path};
+    text_job tj = {in, 1, out_path, tokenizer, NULL, val_fraction, 0};
+    if (!known_tokenizer(tokenizer) || strcmp(tokenizer, "bpe") == 0) {
+        ds_fail(err, errlen, "%s: tokenizer '%s': expected char or byte", in_path, tokenizer ? tokenizer : "(null)");
+        return PREPARE_BAD_INPUT;
+    }
+    if (check_job(&tj, err, errlen) != 0) return PREPARE_BAD_INPUT;
+    return prepare_one_file(&tj, NULL, NULL, err, errlen);
 }

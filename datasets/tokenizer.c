@@ -1,22 +1,26 @@
-/* tokenizer.c: the char and byte tokenizers, rebuilt from a token file's attributes alone,
- * so that sampling and evaluation need only the .h5 file, not the source text. */
+/* tokenizer.c: the char, byte and BPE tokenizers, rebuilt from what a token file (or a
+ * token directory's index) records, so that sampling and evaluation need only the token
+ * data, not the source text or the tokenizer's files. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <hdf5.h>
 
+#include "bpe.h"
 #include "ds_util.h"
+#include "token_meta.h"
 #include "tokens.h"
 #include "utf8.h"
 
-#define TOKENS_FORMAT "dtrain-tokens-v1"
-
 struct tokenizer {
-    int is_char;   /* else "byte" */
+    int is_char;   /* else "byte" or "bpe" */
+    bpe *bpe;      /* "bpe" */
     int vocab;
     uint32_t *cps; /* "char": the code point of each id; ascending, because ids follow code-point order */
+    char (*bytes)[4]; /* "char" and "byte": the bytes of each id (cps spelled out) */
     char *path;    /* for messages */
+    const char *format; /* what "format" must say: a file's or a directory index's */
 };
 
 /* ---- loading ----------------------------------------------------------------------- */
@@ -39,13 +43,15 @@ static int read_str(const loader *l, hid_t file, const char *name, const char *e
 
 static int read_kind(const loader *l, hid_t file, tokenizer *t) {
     char *format = NULL, *kind = NULL;
-    int rc = read_str(l, file, "format", "\"" TOKENS_FORMAT "\" (a file from dtrain prepare text)", &format);
-    if (rc == 0 && strcmp(format, TOKENS_FORMAT) != 0)
-        rc = ds_fail(l->err, l->errlen, "%s: format \"%s\": expected \"%s\"", l->path, format, TOKENS_FORMAT);
-    if (rc == 0) rc = read_str(l, file, "tokenizer", "char or byte", &kind);
-    if (rc == 0 && strcmp(kind, "char") != 0 && strcmp(kind, "byte") != 0)
-        rc = ds_fail(l->err, l->errlen, "%s: tokenizer \"%s\": expected char or byte", l->path, kind);
+    int rc = read_str(l, file, "format", "a file from dtrain prepare text", &format);
+    if (rc == 0 && strcmp(format, t->format) != 0)
+        rc = ds_fail(l->err, l->errlen, "%s: format \"%s\": expected \"%s\"", l->path, format, t->format);
+    if (rc == 0) rc = read_str(l, file, "tokenizer", "char, byte or bpe", &kind);
+    if (rc == 0 && strcmp(kind, "char") != 0 && strcmp(kind, "byte") != 0 && strcmp(kind, "bpe") != 0)
+        rc = ds_fail(l->err, l->errlen, "%s: tokenizer \"%s\": expected char, byte or bpe", l->path, kind);
     if (rc == 0) t->is_char = strcmp(kind, "char") == 0;
+    if (rc == 0 && strcmp(kind, "bpe") == 0 && !(t->bpe = token_meta_read_bpe(file, l->path, l->err, l->errlen)))
+        rc = -1;
     free(format);
     free(kind);
     return rc;
@@ -54,9 +60,12 @@ static int read_kind(const loader *l, hid_t file, tokenizer *t) {
 static int read_vocab(const loader *l, hid_t file, tokenizer *t) {
     char why[256];
     int64_t v;
-    const char *expect = t->is_char ? "1 to 1114112 for the char tokenizer" : "256 for the byte tokenizer";
+    char bpe_expect[96];
+    if (t->bpe) snprintf(bpe_expect, sizeof bpe_expect, "%d, the size of the stored BPE vocabulary", bpe_vocab_size(t->bpe));
+    const char *expect = t->bpe ? bpe_expect : t->is_char ? "1 to 1114112 for the char tokenizer"
+                                                          : "256 for the byte tokenizer";
     if (h5_attr_read_i64(file, "vocab_size", &v, why, sizeof why) != 0) return attr_fail(l, "vocab_size", why, expect);
-    if (t->is_char ? (v < 1 || v > (int64_t)UTF8_MAX_CP + 1) : v != 256)
+    if (t->bpe ? v != bpe_vocab_size(t->bpe) : t->is_char ? (v < 1 || v > (int64_t)UTF8_MAX_CP + 1) : v != 256)
         return ds_fail(l->err, l->errlen, "%s: vocab_size %lld: expected %s", l->path, (long long)v, expect);
     t->vocab = (int)v;
     return 0;
@@ -111,18 +120,34 @@ static int load(const loader *l, tokenizer *t) {
     return rc;
 }
 
-tokenizer *tokenizer_load(const char *h5_path, char *err, size_t errlen) {
+/* "char" and "byte": each id's bytes, so that decoding hands out a pointer as for "bpe" */
+static int spell_ids(const loader *l, tokenizer *t) {
+    if (t->bpe) return 0;
+    t->bytes = calloc((size_t)t->vocab, sizeof *t->bytes);
+    if (!t->bytes) return ds_fail(l->err, l->errlen, "%s: out of memory", l->path);
+    for (int id = 0; id < t->vocab; id++)
+        if (t->is_char)
+            utf8_encode(t->cps[id], t->bytes[id]);
+        else
+            t->bytes[id][0] = (char)(unsigned char)id;
+    return 0;
+}
+
+tokenizer *tokenizer_load(const char *path, char *err, size_t errlen) {
     tokenizer *t = calloc(1, sizeof *t);
-    if (t) t->path = strdup(h5_path);
+    int dir = token_path_is_dir(path);
+    if (t) t->path = dir ? token_dir_file(path, -1) : strdup(path);
     if (!t || !t->path) {
         free(t);
-        ds_fail(err, errlen, "%s: out of memory", h5_path);
+        ds_fail(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    loader l = {h5_path, err, errlen};
+    t->format = dir ? TOKEN_INDEX_FORMAT : TOKENS_FORMAT;
+    loader l = {t->path, err, errlen};
     h5_quiet q;
     h5_quiet_begin(&q);
     int rc = load(&l, t);
+    if (rc == 0) rc = spell_ids(&l, t);
     h5_quiet_end(&q);
     if (rc != 0) {
         tokenizer_free(t);
@@ -134,6 +159,8 @@ tokenizer *tokenizer_load(const char *h5_path, char *err, size_t errlen) {
 void tokenizer_free(tokenizer *t) {
     if (!t) return;
     free(t->cps);
+    free(t->bytes);
+    bpe_free(t->bpe);
     free(t->path);
     free(t);
 }
@@ -181,16 +208,37 @@ static long encode_chars(const tokenizer *t, const char *text, int32_t *out, lon
     return n;
 }
 
+static long encode_bpe(const tokenizer *t, const char *text, int32_t *out, long cap, char *err, size_t errlen) {
+    idvec ids = {0};
+    if (bpe_encode(t->bpe, text, strlen(text), &ids) != 0) {
+        idvec_free(&ids);
+        return ds_fail(err, errlen, "out of memory encoding the text");
+    }
+    long n = (long)ids.n < cap ? (long)ids.n : cap;
+    if (n > 0) memcpy(out, ids.v, (size_t)n * sizeof *out);
+    idvec_free(&ids);
+    return n;
+}
+
 long tokenizer_encode(const tokenizer *t, const char *text, int32_t *out, long cap, char *err, size_t errlen) {
+    if (t->bpe) return encode_bpe(t, text, out, cap, err, errlen);
     if (t->is_char) return encode_chars(t, text, out, cap, err, errlen);
     long n = 0;
     for (const unsigned char *s = (const unsigned char *)text; *s && n < cap; s++) out[n++] = *s;
     return n;
 }
 
-int tokenizer_decode(const tokenizer *t, int32_t id, char *buf) {
+int tokenizer_decode(const tokenizer *t, int32_t id, const char **bytes) {
+    *bytes = "";
     if (id < 0 || id >= t->vocab) return 0;
-    if (t->is_char) return utf8_encode(t->cps[id], buf);
-    buf[0] = (char)(unsigned char)id;
-    return 1;
+    if (t->bpe) {
+        int n;
+        const char *p = bpe_token_bytes(t->bpe, id, &n);
+        *bytes = p ? p : "";
+        return n;
+    }
+    *bytes = t->bytes[id];
+    if (!t->is_char) return 1;
+    unsigned char lead = (unsigned char)t->bytes[id][0];
+    return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }

@@ -49,3 +49,29 @@ int utf8_encode(uint32_t cp, char *buf) {
     b[3] = (unsigned char)(0x80 | (cp & 0x3F));
     return 4;
 }
+
+/* The second byte's range for each lead: narrower than 0x80..0xBF where the full range
+ * would allow overlong forms (E0, F0), surrogates (ED) or values past U+10FFFF (F4). */
+static void second_range(unsigned char lead, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (lead == 0xE0) *lo = 0xA0;
+    else if (lead == 0xED) *hi = 0x9F;
+    else if (lead == 0xF0) *lo = 0x90;
+    else if (lead == 0xF4) *hi = 0x8F;
+}
+
+int utf8_decode_lossy(const unsigned char *s, size_t len, uint32_t *cp) {
+    int n = utf8_decode(s, len, cp);
+    if (n > 0) return n;
+    *cp = UTF8_REPLACEMENT;
+    int want = lead_length(s[0]);
+    if (want <= 1) return 1; /* a byte that cannot start a sequence */
+    unsigned char lo, hi;
+    second_range(s[0], &lo, &hi);
+    /* the maximal subpart: the lead and the continuation bytes that could still have
+     * completed a valid sequence */
+    int k = 1;
+    while (k < want && (size_t)k < len && s[k] >= (k == 1 ? lo : 0x80) && s[k] <= (k == 1 ? hi : 0xBF)) k++;
+    return k;
+}

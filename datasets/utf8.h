@@ -18,4 +18,12 @@ int utf8_decode(const unsigned char *s, size_t len, uint32_t *cp);
  * byte count. */
 int utf8_encode(uint32_t cp, char *buf);
 
+#define UTF8_REPLACEMENT 0xFFFDu
+
+/* Like utf8_decode, but never fails (len > 0): an invalid sequence decodes to U+FFFD and
+ * consumes its "maximal subpart" (Unicode's recommended practice, which Python's
+ * bytes.decode(errors="replace") follows): the lead byte and as many continuation bytes as
+ * could still have completed a valid sequence, or one byte if none. */
+int utf8_decode_lossy(const unsigned char *s, size_t len, uint32_t *cp);
+
 #endif

@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --with-slurm
 scripts/build.sh
+scripts/tokenizers-venv.sh build > /dev/null   # the BPE test's reference (PyPI's tokenizers)
 cd build
 ctest --output-on-failure -j 2 "$@"

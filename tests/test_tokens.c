@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "pretok.h"
 #include "tokens.h"
 
 static char tmp[256]; /* this test's scratch directory; each test runs in its own process */
@@ -115,11 +116,34 @@ static int32_t *read_all_ids(const char *path, long *n) {
     return t;
 }
 
+/* ids decoded back to bytes, tokens of any length */
+static char *decode_all_any(const tokenizer *t, const int32_t *ids, long n, size_t *len) {
+    size_t cap = 64, k = 0;
+    char *out = malloc(cap);
+    for (long i = 0; out && i < n; i++) {
+        const char *b;
+        int m = tokenizer_decode(t, ids[i], &b);
+        while (k + (size_t)m + 1 > cap) out = realloc(out, cap *= 2);
+        if (out) memcpy(out + k, b, (size_t)m);
+        k += (size_t)m;
+    }
+    cr_assert_not_null(out);
+    out[k] = '\0';
+    *len = k;
+    return out;
+}
+
 /* ids decoded back to bytes */
 static char *decode_all(const tokenizer *t, const int32_t *ids, long n, size_t *len) {
     char *out = malloc((size_t)n * 4 + 1);
     size_t k = 0;
-    for (long i = 0; i < n; i++) k += (size_t)tokenizer_decode(t, ids[i], out + k);
+    for (long i = 0; i < n; i++) {
+        const char *b;
+        int m = tokenizer_decode(t, ids[i], &b);
+        cr_assert(m <= 4);
+        memcpy(out + k, b, (size_t)m);
+        k += (size_t)m;
+    }
     out[k] = '\0';
     *len = k;
     return out;
@@ -186,9 +210,9 @@ Test(prepare, shakespeare_chars_decode_the_text) {
     cr_expect_eq(k, 1000); /* tinyshakespeare is ASCII: one byte per character */
     cr_expect_eq(memcmp(back, text, 1000), 0, "decoded: %.60s...", back);
     /* ids in code-point order: '\n' (10) is the smallest character, then ' ' */
-    char b[4];
-    cr_expect(tokenizer_decode(tok, 0, b) == 1 && b[0] == '\n');
-    cr_expect(tokenizer_decode(tok, 1, b) == 1 && b[0] == ' ');
+    const char *b;
+    cr_expect(tokenizer_decode(tok, 0, &b) == 1 && b[0] == '\n');
+    cr_expect(tokenizer_decode(tok, 1, &b) == 1 && b[0] == ' ');
     free(back);
     free(text);
     token_shard_close(s);
@@ -331,9 +355,9 @@ Test(prepare, multibyte_utf8_round_trip) {
     size_t len;
     char *back = decode_all(tok, ids, n, &len);
     cr_expect_str_eq(back, text);
-    char b[4];
-    cr_expect(tokenizer_decode(tok, 11, b) == 3 && memcmp(b, "\xe2\x9c\x93", 3) == 0, "id 11 is not U+2713");
-    cr_expect(tokenizer_decode(tok, 12, b) == 4 && memcmp(b, "\xf0\x9f\x99\x82", 4) == 0, "id 12 is not U+1F642");
+    const char *b;
+    cr_expect(tokenizer_decode(tok, 11, &b) == 3 && memcmp(b, "\xe2\x9c\x93", 3) == 0, "id 11 is not U+2713");
+    cr_expect(tokenizer_decode(tok, 12, &b) == 4 && memcmp(b, "\xf0\x9f\x99\x82", 4) == 0, "id 12 is not U+1F642");
     free(back);
     free(ids);
     tokenizer_free(tok);
@@ -473,11 +497,11 @@ Test(tokenizer, encode_decode_and_padding) {
     /* at most cap ids, the rest still checked */
     cr_expect_eq(tokenizer_encode(tok, text, ids, 5, err, sizeof err), 5);
     cr_expect_eq(tokenizer_encode(tok, "", ids, 64, err, sizeof err), 0);
-    char b[4] = {'x', 'x', 'x', 'x'};
-    cr_expect_eq(tokenizer_decode(tok, 65, b), 0, "padding id decodes to nothing");
-    cr_expect_eq(tokenizer_decode(tok, 1000, b), 0);
-    cr_expect_eq(tokenizer_decode(tok, -1, b), 0);
-    cr_expect_eq(b[0], 'x', "decode of padding wrote into buf");
+    const char *b;
+    cr_expect_eq(tokenizer_decode(tok, 65, &b), 0, "padding id decodes to nothing");
+    cr_expect_eq(tokenizer_decode(tok, 1000, &b), 0);
+    cr_expect_eq(tokenizer_decode(tok, -1, &b), 0);
+    cr_expect_eq(b[0], '\0', "padding decodes to the empty string");
     tokenizer_free(tok);
 }
 
@@ -681,4 +705,131 @@ Test(tshard, window_read_timing) {
             "then %.1f us per step (%.2f us per window)\n", first * 1e6, per_step * 1e6, per_step * 1e6 / 12);
     cr_log_info("12 x 65-token windows: %.1f us per step", per_step * 1e6);
     token_shard_close(s);
+}
+
+/* ---- BPE and token directories ------------------------------------------------------ */
+
+TestSuite(tdir, .init = setup, .fini = teardown);
+
+/* The shipped corpus into tmp/bpe (a 600-token vocabulary), then into NAME (a .h5 file or,
+ * with shard_tokens, a directory). */
+static pathbuf prepare_bpe_data(const char *name, long shard_tokens) {
+    pathbuf txt = shakespeare_txt(), bpe_dir = path_join(tmp, "bpe"), out = path_join(tmp, name);
+    const char *in[1] = {txt.s};
+    char err[512];
+    if (!exists(bpe_dir.s))
+        cr_assert_eq(prepare_bpe(in, 1, 600, 100000, bpe_dir.s, err, sizeof err), 0, "%s", err);
+    text_job tj = {in, 1, out.s, "bpe", bpe_dir.s, 0.1, shard_tokens};
+    cr_assert_eq(prepare_text_job(&tj, err, sizeof err), 0, "%s", err);
+    return out;
+}
+
+static int32_t *read_all_of(token_shard *s) {
+    char err[512];
+    long n = token_shard_size(s);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    cr_assert_not_null(ids);
+    cr_assert_eq(token_shard_read(s, 0, n, ids, err, sizeof err), 0, "%s", err);
+    return ids;
+}
+
+Test(tdir, directory_reads_like_the_file) {
+    pathbuf file = prepare_bpe_data("bpe.h5", 0), dir = prepare_bpe_data("bpedir", 20000);
+    char err[512];
+    for (int split = 0; split < 2; split++) {
+        const char *name = split ? "val" : "train";
+        token_shard *f = token_shard_open(file.s, name, 0, 1, err, sizeof err);
+        cr_assert_not_null(f, "%s", err);
+        int32_t *want = read_all_of(f);
+        long total = token_shard_size(f);
+        for (int world = 1; world <= 5; world += 2) {
+            long covered = 0;
+            for (int r = 0; r < world; r++) {
+                token_shard *d = token_shard_open(dir.s, name, r, world, err, sizeof err);
+                cr_assert_not_null(d, "%s", err);
+                cr_assert_eq(token_shard_total(d), total);
+                cr_assert_eq(token_shard_begin(d), covered, "ranks must tile the split");
+                cr_assert_eq(token_shard_vocab_size(d), 600);
+                /* only the shards that the rank's range overlaps are opened */
+                long n = token_shard_size(d);
+                cr_expect_leq(token_shard_file_count(d), n / 20000 + 2, "rank %d/%d opened %d files", r, world,
+                              token_shard_file_count(d));
+                int32_t *got = read_all_of(d);
+                cr_expect_eq(memcmp(got, want + covered, (size_t)n * sizeof *got), 0, "%s rank %d/%d", name, r, world);
+                /* short windows across shard borders */
+                int32_t w[64];
+                for (long pos = 0; pos + 64 <= n; pos += 19997) {
+                    cr_assert_eq(token_shard_read(d, pos, 64, w, err, sizeof err), 0, "%s", err);
+                    cr_expect_eq(memcmp(w, want + covered + pos, sizeof w), 0, "window at %ld", pos);
+                }
+                free(got);
+                covered += n;
+                token_shard_close(d);
+            }
+            cr_expect_eq(covered, total);
+        }
+        free(want);
+        token_shard_close(f);
+    }
+}
+
+Test(tdir, directory_tokenizer_round_trips) {
+    pathbuf dir = prepare_bpe_data("bpedir", 50000);
+    char err[512];
+    tokenizer *t = tokenizer_load(dir.s, err, sizeof err);
+    cr_assert_not_null(t, "%s", err);
+    cr_expect_eq(tokenizer_vocab_size(t), 600);
+    const char *text = "ROMEO: Wherefore art thou, caf\xc3\xa9 \xf0\x9f\x99\x82?\n  ";
+    int32_t ids[256];
+    long n = tokenizer_encode(t, text, ids, 256, err, sizeof err);
+    cr_assert(n > 0 && n < (long)strlen(text), "%ld ids: %s", n, err);
+    size_t len;
+    char *back = decode_all_any(t, ids, n, &len);
+    cr_expect_str_eq(back, text);
+    free(back);
+    tokenizer_free(t);
+}
+
+Test(tdir, char_tokenizer_needs_a_file) {
+    pathbuf txt = shakespeare_txt(), out = path_join(tmp, "chardir");
+    const char *in[1] = {txt.s};
+    char err[512];
+    text_job tj = {in, 1, out.s, "char", NULL, 0.1, 1000};
+    cr_expect_eq(prepare_text_job(&tj, err, sizeof err), PREPARE_BAD_INPUT);
+    cr_expect(strstr(err, "writes one .h5 file") != NULL, "%s", err);
+    cr_expect_eq(entries(tmp), 0, "left output behind");
+}
+
+/* Pre-tokenizing at a cut from pretok_safe_cut gives the pieces of the whole text: the
+ * property the streamed encoder (text_stream.c) relies on. */
+Test(tdir, safe_cuts_keep_the_pieces) {
+    static const char *const parts[] = {" ", "  ", "\n", "\n\n", "\t", "word", "Word", "'s", "'ll", "42", "!!", "...",
+                                        "caf\xc3\xa9", "\xe3\x80\x80", "\xc2\xa0", " x", "\r\n", "-", "7.5"};
+    char text[4096];
+    size_t len = 0;
+    unsigned seed = 7;
+    while (len < sizeof text - 16) {
+        seed = seed * 1103515245u + 12345u;
+        const char *p = parts[(seed >> 16) % (sizeof parts / sizeof parts[0])];
+        memcpy(text + len, p, strlen(p));
+        len += strlen(p);
+    }
+    const unsigned char *s = (const unsigned char *)text;
+    /* the piece ends of the whole text */
+    static char is_end[4096];
+    for (size_t i = 0; i < len;) is_end[i = pretok_next(s, len, i)] = 1;
+    int cuts = 0;
+    for (size_t end = 64; end <= len; end += 37) {
+        size_t c = pretok_safe_cut(s, end);
+        if (c == 0) continue;
+        cuts++;
+        cr_assert(is_end[c], "cut %zu is not a piece boundary of the whole text", c);
+        /* the left part alone ends its pieces where the whole text does */
+        for (size_t i = 0; i < c;) {
+            size_t j = pretok_next(s, c, i);
+            cr_assert(j == c || is_end[j], "piece [%zu, %zu) of the left part is not one of the whole", i, j);
+            i = j;
+        }
+    }
+    cr_expect_gt(cuts, 50);
 }

@@ -10,7 +10,9 @@
  * Evaluation. eval_iters x batch_size windows of /val/tokens at offsets from a fixed seed,
  * the same at every evaluation and for every seed, world size and batch split: window j
  * depends only on j. The ranks take contiguous shares of the windows and all-reduce the
- * summed token losses; val_loss is their mean. */
+ * summed token losses; val_loss is their mean. val_bpb is the same loss in bits per byte
+ * of text (summed losses / ln 2 / the bytes the target tokens decode to), which compares
+ * runs on different tokenizers (char, byte, BPE). */
 #include "gpt.h"
 
 #include <math.h>
@@ -62,6 +64,7 @@ typedef struct gpt_run {
     const char *path;     /* the data file (owned by the config) */
     token_shard *train;   /* this rank's shard */
     token_shard *val;     /* the whole split: eval windows fall anywhere */
+    tokenizer *tok;       /* the data's tokenizer: bytes per token for val_bpb */
     int B, T;             /* this rank's micro-batch: B windows of T (+1) tokens */
     int32_t *window;      /* [T+1] */
     int32_t *inputs;      /* [B,T] */
@@ -108,6 +111,9 @@ static void *gpt_create(trainer *t) {
     r->B = (int)(config_int(&t->cfg, "batch_size") / t->world);
     r->train = open_split(t, r->path, "train", t->rank, t->world, r->T + 1L);
     r->val = open_split(t, r->path, "val", 0, 1, r->T + 1L);
+    char err[1024];
+    r->tok = tokenizer_load(r->path, err, sizeof err);
+    trainer_check(t, !r->tok, EXIT_USAGE, "%s", err);
     gpt_config gc = config_for(t, token_shard_vocab_size(r->train));
     gpt_build(&r->g, &t->model, &gc);
     gpt_alloc_acts(&r->g, r->B, r->T);
@@ -187,23 +193,28 @@ static void gpt_eval(void *js, trainer *t, metrics *out) {
     gpt_run *r = js;
     long windows = config_int(&t->cfg, "eval_iters") * config_int(&t->cfg, "batch_size");
     long lo = windows * t->rank / t->world, hi = windows * (t->rank + 1) / t->world;
-    double sums[2] = {0, 0}; /* summed token losses, tokens */
+    double sums[3] = {0, 0, 0}; /* summed token losses, tokens, bytes of the target tokens */
     for (long j = lo; j < hi; j += r->B) {
         int n = (int)(hi - j < r->B ? hi - j : r->B);
         for (int b = 0; b < n; b++) read_window(r, t, r->val, "val", val_offset(r, j + b), b);
         gpt_forward(&r->g, &t->model, r->inputs, r->targets, n, r->T);
-        for (long i = 0; i < (long)n * r->T; i++) sums[0] += r->g.losses[i];
+        for (long i = 0; i < (long)n * r->T; i++) {
+            const char *bytes;
+            sums[0] += r->g.losses[i];
+            sums[2] += tokenizer_decode(r->tok, r->targets[i], &bytes);
+        }
         sums[1] += (double)n * r->T;
     }
-    comm_allreduce_sum_f64(t->comm, sums, 2);
+    comm_allreduce_sum_f64(t->comm, sums, 3);
     metrics_set(out, "val_loss", sums[0] / sums[1]);
+    if (sums[2] > 0) metrics_set(out, "val_bpb", sums[0] / (log(2.0) * sums[2]));
 }
 
 static void gpt_finish(void *js, trainer *t, metrics *summary) {
     (void)js;
-    double val = 0;
-    if (metrics_get(summary, "val_loss", &val))
-        trainer_log(t, "final val loss %.4f (perplexity %.2f)\n", val, exp(val));
+    double val = 0, bpb = 0;
+    if (metrics_get(summary, "val_loss", &val) && metrics_get(summary, "val_bpb", &bpb))
+        trainer_log(t, "final val loss %.4f (perplexity %.2f, %.4f bits per byte)\n", val, exp(val), bpb);
 }
 
 static void gpt_destroy(void *js) {
@@ -211,6 +222,7 @@ static void gpt_destroy(void *js) {
     gpt_free(&r->g);
     if (r->train) token_shard_close(r->train);
     if (r->val) token_shard_close(r->val);
+    tokenizer_free(r->tok);
     free(r->window);
     free(r->inputs);
     free(r->targets);

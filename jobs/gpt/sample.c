@@ -157,9 +157,9 @@ static long encode_prompt(const tokenizer *tok, const char *prompt, int32_t *ctx
 }
 
 static void print_token(const tokenizer *tok, int32_t id) {
-    char buf[8];
-    int n = tokenizer_decode(tok, id, buf);
-    fwrite(buf, 1, (size_t)n, stdout);
+    const char *bytes;
+    int n = tokenizer_decode(tok, id, &bytes);
+    fwrite(bytes, 1, (size_t)n, stdout);
 }
 
 /* Appends `count` sampled tokens to ctx[0..n), printing each as it comes. The model sees
@@ -231,9 +231,10 @@ int gpt_eval_main(int argc, char **argv) {
         if (rc == 0) {
             metrics m = {0};
             gpt_job.eval(t.js, &t, &m);
-            double val = 0;
+            double val = 0, bpb = 0;
             metrics_get(&m, "val_loss", &val);
-            printf("step %ld | val_loss %.4f | perplexity %.2f\n", t.step, val, exp(val));
+            metrics_get(&m, "val_bpb", &bpb);
+            printf("step %ld | val_loss %.4f | perplexity %.2f | %.4f bits per byte\n", t.step, val, exp(val), bpb);
         }
         trainer_teardown(&t);
     }
