@@ -15,7 +15,7 @@
 #include "image_labels.h"
 #include "image_shard.h"
 #include "kernels.h"
-#include "model.h"
+#include "params.h"
 #include "util.h"
 
 #define MAX_LAYERS 16

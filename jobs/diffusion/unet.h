@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "params.h"
 #include "rng.h"
 
 #define UNET_MAX_LEVELS 4

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "job.h"
-#include "model.h"
+#include "params.h"
 #include "rng.h"
 
 extern const job gpt_job;
