@@ -97,6 +97,28 @@ static inline size_t kc_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A convolution's sizes (square kernel K, stride 1, zero padding pad), as conv2d.c,
+ * conv2d_direct.c and the tests see them: the input with its zero border is PH x PW, the
+ * output OH x OW (OH = H + 2 pad - K + 1), and the im2col matrix has CKK = C K K rows of
+ * OHW = OH OW columns. */
+typedef struct {
+    int C, H, W, OC, K, pad;
+    int PH, PW;   /* padded input */
+    int OH, OW;   /* output */
+    int CKK, OHW; /* rows and columns of the columns */
+} kc_conv_shape;
+
+static inline kc_conv_shape kc_conv_shape_of(int C, int H, int W, int OC, int K, int pad) {
+    kc_conv_shape s = {.C = C, .H = H, .W = W, .OC = OC, .K = K, .pad = pad};
+    s.PH = H + 2 * pad;
+    s.PW = W + 2 * pad;
+    s.OH = s.PH - K + 1;
+    s.OW = s.PW - K + 1;
+    s.CKK = C * K * K;
+    s.OHW = s.OH * s.OW;
+    return s;
+}
+
 /* A convolution's input seen as its im2col matrix, never built where the GEMM can read the
  * image itself: row r = (c, ky, kx) of C*K*K, column p = (y, x) of OH*OW, value
  * pad[c][y + ky][x + kx], pad being the image with its zero border, [C, PH, PW]. */
