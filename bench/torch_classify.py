@@ -7,16 +7,16 @@ Only the training loop is timed; data loading, warm-up and evaluation
 are not.  Prints one JSON line on stdout.
 
 Run with Debian's interpreter (/usr/bin/python3), where torch is
-installed.  OpenBLAS reads OPENBLAS_NUM_THREADS once, when the library
-is loaded, so --openblas-threads sets it before torch is imported.
+installed.  --openblas-threads sets OPENBLAS_NUM_THREADS before torch is
+imported (bench/torch_bench.py).
 """
 import argparse
 import copy
-import ctypes
 import json
-import os
 import sys
 import time
+
+from torch_bench import add_thread_args, set_openblas_threads, start_torch, thread_counts
 
 
 def parse_args():
@@ -33,33 +33,20 @@ def parse_args():
     p.add_argument('--augment-shift', type=int, default=0,
                    help="move each training image by up to this many pixels each way, uncovered "
                         "pixels 0 (dtrain's augment_shift); 0 = off")
-    p.add_argument('--torch-threads', type=int, default=1,
-                   help='torch intra-op threads (torch.set_num_threads)')
-    p.add_argument('--openblas-threads', type=int, default=None,
-                   help='sets OPENBLAS_NUM_THREADS before importing torch '
-                        '(default: leave the environment as it is)')
+    add_thread_args(p)
     p.add_argument('--warmup', type=int, default=5,
                    help='untimed steps on a throw-away copy of the model')
     return p.parse_args()
 
 
 args = parse_args()
-if args.openblas_threads is not None:
-    os.environ['OPENBLAS_NUM_THREADS'] = str(args.openblas_threads)
+set_openblas_threads(args)
 
 import h5py  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from torch_mnist import MEAN, STD, lenet, load, mlp  # noqa: E402
-
-
-def openblas_threads():
-    """Threads the loaded OpenBLAS will use, or None if it is not loaded."""
-    try:
-        return ctypes.CDLL('libopenblas.so.0').openblas_get_num_threads()
-    except (OSError, AttributeError):
-        return None
 
 
 def step(model, opt, loss_fn, x, y):
@@ -121,8 +108,7 @@ def warm_up(model, x, y, args):
 
 
 def main():
-    torch.set_num_threads(args.torch_threads)
-    torch.manual_seed(args.seed)
+    start_torch(torch, args)
     with h5py.File(args.data, 'r') as h5:
         x_train, y_train = load(h5, 'train')
         x_test, y_test = load(h5, 'test')
@@ -140,8 +126,7 @@ def main():
     result = {
         'model': args.model,
         'images_per_s': round(args.epochs * len(x_train) / seconds, 1),
-        'torch_threads': torch.get_num_threads(),
-        'openblas_threads': openblas_threads(),
+        **thread_counts(torch),
         'epochs': args.epochs,
         'batch': args.batch,
         'seed': args.seed,

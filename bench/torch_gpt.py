@@ -17,16 +17,16 @@ taken once, after training.  Prints one JSON line on stdout; progress
 lines (--log-interval) go to stderr.
 
 Run with Debian's interpreter (/usr/bin/python3), where torch is
-installed.  OpenBLAS reads OPENBLAS_NUM_THREADS once, when the library
-is loaded, so --openblas-threads sets it before torch is imported.
+installed.  --openblas-threads sets OPENBLAS_NUM_THREADS before torch is
+imported (bench/torch_bench.py).
 """
 import argparse
-import ctypes
 import json
 import math
-import os
 import sys
 import time
+
+from torch_bench import add_thread_args, set_openblas_threads, start_torch, thread_counts
 
 
 def parse_args():
@@ -58,11 +58,7 @@ def parse_args():
     p.add_argument('--timing-warmup', type=int, default=5,
                    help='first steps left out of tokens_per_s')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--torch-threads', type=int, default=1,
-                   help='torch intra-op threads (torch.set_num_threads)')
-    p.add_argument('--openblas-threads', type=int, default=None,
-                   help='sets OPENBLAS_NUM_THREADS before importing torch '
-                        '(default: leave the environment as it is)')
+    add_thread_args(p)
     args = p.parse_args()
     if args.n_embd % args.n_head:
         p.error('--n-head must divide --n-embd')
@@ -72,8 +68,7 @@ def parse_args():
 
 
 args = parse_args()
-if args.openblas_threads is not None:
-    os.environ['OPENBLAS_NUM_THREADS'] = str(args.openblas_threads)
+set_openblas_threads(args)
 
 import h5py  # noqa: E402
 import torch  # noqa: E402
@@ -239,14 +234,6 @@ def val_loss(model, tokens, a):
     return total / a.eval_iters
 
 
-def openblas_threads():
-    """Threads the loaded OpenBLAS will use, or None if it is not loaded."""
-    try:
-        return ctypes.CDLL('libopenblas.so.0').openblas_get_num_threads()
-    except (OSError, AttributeError):
-        return None
-
-
 def train(model, tokens, a):
     """Train in place; return (timed seconds, timed steps, last loss)."""
     opt = optimizer(model, a)
@@ -274,8 +261,7 @@ def train(model, tokens, a):
 
 
 def main():
-    torch.set_num_threads(args.torch_threads)
-    torch.manual_seed(args.seed)
+    start_torch(torch, args)
     with h5py.File(args.data, 'r') as h5:
         vocab = int(h5.attrs['vocab_size'])
         # int64: what nn.Embedding and cross_entropy index with
@@ -293,8 +279,7 @@ def main():
         'val_loss': round(vloss, 5),
         'params': params,
         'train_loss': round(last_loss, 5),
-        'torch_threads': torch.get_num_threads(),
-        'openblas_threads': openblas_threads(),
+        **thread_counts(torch),
         'max_steps': args.max_steps,
         'timed_steps': timed_steps,
         'train_seconds': round(seconds, 4),

@@ -14,16 +14,16 @@ starts, and a few warm-up steps (same model, same optimizer) run untimed.
 Prints one JSON line on stdout.
 
 Run with Debian's interpreter (/usr/bin/python3), where torch is
-installed.  OpenBLAS reads OPENBLAS_NUM_THREADS once, when the library
-is loaded, so --openblas-threads sets it before torch is imported.
+installed.  --openblas-threads sets OPENBLAS_NUM_THREADS before torch is
+imported (bench/torch_bench.py).
 """
 import argparse
-import ctypes
 import json
 import math
-import os
 import sys
 import time
+
+from torch_bench import add_thread_args, set_openblas_threads, start_torch, thread_counts
 
 
 def parse_args():
@@ -36,17 +36,12 @@ def parse_args():
                    help='untimed steps before the clock starts')
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--torch-threads', type=int, default=1,
-                   help='torch intra-op threads (torch.set_num_threads)')
-    p.add_argument('--openblas-threads', type=int, default=None,
-                   help='sets OPENBLAS_NUM_THREADS before importing torch '
-                        '(default: leave the environment as it is)')
+    add_thread_args(p)
     return p.parse_args()
 
 
 args = parse_args()
-if args.openblas_threads is not None:
-    os.environ['OPENBLAS_NUM_THREADS'] = str(args.openblas_threads)
+set_openblas_threads(args)
 
 import h5py  # noqa: E402
 import torch  # noqa: E402
@@ -236,17 +231,8 @@ def load_train(path):
     return x.contiguous(), labels.long()
 
 
-def openblas_threads():
-    """Threads the loaded OpenBLAS will use, or None if it is not loaded."""
-    try:
-        return ctypes.CDLL('libopenblas.so.0').openblas_get_num_threads()
-    except (OSError, AttributeError):
-        return None
-
-
 def main():
-    torch.set_num_threads(args.torch_threads)
-    torch.manual_seed(args.seed)
+    start_torch(torch, args)
     images, labels = load_train(args.data)
     model = UNet()
     params = sum(p.numel() for p in model.parameters())
@@ -261,8 +247,7 @@ def main():
     result = {
         'images_per_s': round(args.steps * args.batch / seconds, 1),
         'params': params,
-        'torch_threads': torch.get_num_threads(),
-        'openblas_threads': openblas_threads(),
+        **thread_counts(torch),
         'steps': args.steps,
         'warmup_steps': args.warmup,
         'batch': args.batch,

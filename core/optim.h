@@ -2,7 +2,7 @@
 #ifndef DTRAIN_OPTIM_H
 #define DTRAIN_OPTIM_H
 
-#include "model.h"
+#include "params.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } opt_kind;
 

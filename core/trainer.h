@@ -13,8 +13,8 @@
 #include "config.h"
 #include "job.h"
 #include "metrics.h"
-#include "model.h"
 #include "optim.h"
+#include "params.h"
 #include "rng.h"
 
 typedef struct trainer {

@@ -14,6 +14,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
+#include "rng.h"
 
 struct image_shard {
     long total, begin, size;
@@ -228,46 +229,25 @@ int image_shard_height(const image_shard *s) { return s->height; }
 int image_shard_width(const image_shard *s) { return s->width; }
 int image_shard_channels(const image_shard *s) { return s->channels; }
 
-/* ---- shuffling: our own small PRNG, so that an order never depends on libc ---------- */
+/* ---- shuffling: base/rng.h's generator, so that an order never depends on libc ------- */
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-typedef struct {
-    uint64_t s[4];
-} xoshiro256;
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t xoshiro_next(xoshiro256 *r) {
-    uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
-/* Each input passes through splitmix64 before the next is mixed in, so nearby triples
+/* Each input passes through SplitMix64 before the next is mixed in, so nearby triples
  * (epoch 1 vs 2, rank 0 vs 1) give unrelated streams. */
-static void seed_stream(xoshiro256 *r, uint64_t seed, long epoch, int rank) {
+static void seed_stream(rng *r, uint64_t seed, long epoch, int rank) {
     uint64_t x = seed;
-    x = splitmix64(&x) ^ (uint64_t)epoch;
-    x = splitmix64(&x) ^ (uint64_t)(int64_t)rank;
-    x = splitmix64(&x);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    x = rng_splitmix64(&x) ^ (uint64_t)epoch;
+    x = rng_splitmix64(&x) ^ (uint64_t)(int64_t)rank;
+    x = rng_splitmix64(&x);
+    for (int i = 0; i < 4; i++) r->s[i] = rng_splitmix64(&x);
 }
 
-/* uniform in [0, bound) by rejection: the modulo alone would favour small values */
-static uint64_t below(xoshiro256 *r, uint64_t bound) {
+/* Uniform in [0, bound) by rejection. It rejects the lowest 2^64 mod bound draws where
+ * rng_below rejects the highest: either is unbiased, but a different choice would change
+ * (with odds below bound / 2^64 a draw) the order every shuffled run and checkpoint so far
+ * was made with (tests/test_image_shard.c pins it). */
+static uint64_t below(rng *r, uint64_t bound) {
     uint64_t threshold = (0 - bound) % bound, x;
-    do x = xoshiro_next(r);
+    do x = rng_u64(r);
     while (x < threshold);
     return x % bound;
 }
@@ -277,7 +257,7 @@ void image_shard_set_epoch(image_shard *s, uint64_t seed, long epoch, int shuffl
      * it, or a resumed run would see different data */
     for (long i = 0; i < s->size; i++) s->order[i] = i;
     if (!shuffle) return;
-    xoshiro256 r;
+    rng r;
     seed_stream(&r, seed, epoch, s->rank);
     for (long i = s->size - 1; i > 0; i--) {
         long j = (long)below(&r, (uint64_t)i + 1);

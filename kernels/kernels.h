@@ -1,7 +1,10 @@
 /* kernels.h: every compute op of dtrain, declared once.
  *
- * The CPU backend (kernels/cpu) implements these with OpenBLAS for GEMMs and plain C
- * for the rest; a CUDA backend implements the same names and signatures.
+ * The CPU backend (kernels/cpu) implements these in C with OpenMP loops; its GEMMs are
+ * dtrain's own SGEMM (cpu/sgemm_avx512.c) where the CPU has AVX-512, OpenBLAS's otherwise
+ * or when DTRAIN_SGEMM=openblas. The CUDA backend (kernels/cuda, cuBLAS for the GEMMs)
+ * implements the same names and signatures, one .cu file per op family, named as its
+ * kernels/cpu file.
  *
  * Conventions, for every op:
  *  - Tensors are dense, row-major float32; shapes are in the comments, images are NCHW.
@@ -21,7 +24,7 @@
 
 /* ---- backend ---------------------------------------------------------------------- */
 
-/* Threads the backend may use inside one op (OpenBLAS GEMMs and any parallel loops).
+/* Threads the backend may use inside one op (its GEMMs and parallel loops).
  * The backend owns the cores only while one of its ops runs. */
 void kernels_set_threads(int n);
 int kernels_get_threads(void);
@@ -69,6 +72,11 @@ void maxpool2x2_forward(float *out, const float *inp, int BC, int H, int W);
 /* dinp[BC,H,W] += dout routed to each window's argmax (recomputed from inp) */
 void maxpool2x2_backward(float *dinp, const float *dout, const float *inp,
                          int BC, int H, int W);
+
+/* 2x2 average pooling, stride 2, H and W even: out[BC, H/2, W/2];
+ * backward: dinp[BC,H,W] += a quarter of its window's dout */
+void avgpool2x2_forward(float *out, const float *inp, int BC, int H, int W);
+void avgpool2x2_backward(float *dinp, const float *dout, int BC, int H, int W);
 
 /* ---- loss ------------------------------------------------------------------------- */
 
@@ -135,10 +143,6 @@ void silu_backward(float *dinp, const float *dout, const float *inp, size_t n);
  * backward: dinp[BC,H,W] += the sum of its four copies' gradients */
 void upsample2x_forward(float *out, const float *inp, int BC, int H, int W);
 void upsample2x_backward(float *dinp, const float *dout, int BC, int H, int W);
-
-/* 2x2 average pooling, stride 2, H and W even: out[BC, H/2, W/2] */
-void avgpool2x2_forward(float *out, const float *inp, int BC, int H, int W);
-void avgpool2x2_backward(float *dinp, const float *dout, int BC, int H, int W);
 
 /* Channel concatenation: out[B, C1+C2, HW] = [a[B,C1,HW], b[B,C2,HW]];
  * backward: da += dout[:, :C1], db += dout[:, C1:] (either may be NULL) */

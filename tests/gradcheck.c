@@ -3,17 +3,12 @@
 #include <math.h>
 #include <stdio.h>
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#include "rng.h"
 
 void gc_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) {
     uint64_t s = seed;
     for (size_t i = 0; i < n; i++) {
-        double u = (double)(splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
+        double u = (double)(rng_splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
         x[i] = lo + (float)u * (hi - lo);
     }
 }

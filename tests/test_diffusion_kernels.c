@@ -50,21 +50,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
-    float *p = kernels_alloc(n);
-    gc_fill_uniform(p, n, seed, lo, hi);
-    return p;
-}
-
-static void expect_same(const float *a, const float *b, size_t n, const char *what) {
-    if (memcmp(a, b, n * sizeof(float)) == 0) return;
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i] && !(isnan(a[i]) && isnan(b[i]))) {
-            cr_expect(0, "%s: [%zu] differs: %.9g vs %.9g", what, i, a[i], b[i]);
-            return;
-        }
-}
-
 static void expect_fwd(const float *got, const double *want, size_t n, const char *what) {
     double err = gc_max_err(got, want, n);
     cr_expect(err < FWD_TOL, "%s: forward error %g", what, err);
@@ -108,13 +93,13 @@ static op_case op_new(void (*fwd)(op_case *), void (*bwd)(op_case *, float *[MAX
     c.bwd = bwd;
     c.n_out = n_out;
     c.out = kernels_alloc(n_out);
-    c.R = rnd(n_out, seed, -1, 1);
+    c.R = rand_floats(n_out, seed, -1, 1);
     return c;
 }
 
 static void op_input(op_case *c, size_t n, uint64_t seed, float lo, float hi) {
     c->n_in[c->nin] = n;
-    c->in[c->nin++] = rnd(n, seed, lo, hi);
+    c->in[c->nin++] = rand_floats(n, seed, lo, hi);
 }
 
 static void op_free(op_case *c) {
@@ -620,7 +605,7 @@ Test(diff_transpose, forward_and_backward_match_reference) {
         int B = shapes[s][0], C = shapes[s][1], HW = shapes[s][2];
         op_case c = tr_make(B, C, HW, 160 + s);
         double *ref = dalloc(c.n_out), *back = dalloc(c.n_out);
-        float *g0 = rnd(c.n_out, 170 + s, -1, 1), *dinp = copy_of(g0, c.n_out);
+        float *g0 = rand_floats(c.n_out, 170 + s, -1, 1), *dinp = copy_of(g0, c.n_out);
         for (int b = 0; b < B; b++)
             for (int ch = 0; ch < C; ch++)
                 for (int i = 0; i < HW; i++) {
@@ -814,7 +799,7 @@ Test(diff_mse, forward_matches_reference) {
     static const size_t sizes[] = {1, 17, 5000, 100003, 2000001};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
-        float *p = rnd(n, 300 + s, -1, 1), *t = rnd(n, 310 + s, -1, 1);
+        float *p = rand_floats(n, 300 + s, -1, 1), *t = rand_floats(n, 310 + s, -1, 1);
         double want = mse_ref(p, t, n), got = mse_forward(p, t, n);
         cr_expect(fabs(got - want) / want < FWD_TOL, "mse n=%zu: %.9g want %.9g", n, got, want);
         kernels_free(p);
@@ -825,8 +810,8 @@ Test(diff_mse, forward_matches_reference) {
 
 Test(diff_mse, backward_matches_reference_and_finite_differences) {
     kernels_set_threads(1);
-    mse_case m = {37, rnd(37, 320, -1, 1), rnd(37, 321, -1, 1)};
-    float *g0 = rnd(m.n, 322, -1, 1), *dp = copy_of(g0, m.n);
+    mse_case m = {37, rand_floats(37, 320, -1, 1), rand_floats(37, 321, -1, 1)};
+    float *g0 = rand_floats(m.n, 322, -1, 1), *dp = copy_of(g0, m.n);
     double *want = dalloc(m.n);
     float scale = 0.75f;
     for (size_t i = 0; i < m.n; i++)
@@ -900,7 +885,7 @@ Test(diff_determinism, results_do_not_depend_on_the_thread_count) {
         kernels_free(one);
     }
     size_t n = 300007;
-    float *p = rnd(n, 410, -1, 1), *t = rnd(n, 411, -1, 1);
+    float *p = rand_floats(n, 410, -1, 1), *t = rand_floats(n, 411, -1, 1);
     kernels_set_threads(1);
     float one = mse_forward(p, t, n);
     for (int threads = 2; threads <= 3; threads++) {

@@ -42,20 +42,6 @@
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static float *rnd(size_t n, uint64_t seed, float lo, float hi) {
-    float *p = kernels_alloc(n);
-    gc_fill_uniform(p, n, seed, lo, hi);
-    return p;
-}
-
-static void expect_same(const float *a, const float *b, size_t n, const char *what) {
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i]) {
-            cr_expect(0, "%s: [%zu] differs: %.9g vs %.9g", what, i, a[i], b[i]);
-            return;
-        }
-}
-
 static void expect_fwd(const float *got, const double *want, size_t n, const char *what) {
     double err = gc_max_err(got, want, n);
     cr_expect(err < FWD_TOL, "%s: forward error %g", what, err);
@@ -99,9 +85,9 @@ static emb_case emb_make(int B, int T, int C, int V, uint64_t seed) {
     cr_assert(e.tokens != NULL);
     /* few distinct ids, so the scatter-add must combine repeated tokens */
     for (int n = 0; n < B * T; n++) e.tokens[n] = (int32_t)((n * 7 + (int)seed) % V);
-    e.wte = rnd((size_t)V * C, seed, -1, 1);
-    e.wpe = rnd((size_t)T * C, seed + 1, -1, 1);
-    e.R = rnd((size_t)B * T * C, seed + 2, -1, 1);
+    e.wte = rand_floats((size_t)V * C, seed, -1, 1);
+    e.wpe = rand_floats((size_t)T * C, seed + 1, -1, 1);
+    e.R = rand_floats((size_t)B * T * C, seed + 2, -1, 1);
     e.out = kernels_alloc((size_t)B * T * C);
     return e;
 }
@@ -193,10 +179,10 @@ typedef struct {
 
 static ln_case ln_make(int N, int C, uint64_t seed) {
     ln_case l = {N, C, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-    l.inp = rnd((size_t)N * C, seed, -1, 1);
-    l.w = rnd((size_t)C, seed + 1, 0.5f, 1.5f);
-    l.b = rnd((size_t)C, seed + 2, -0.5f, 0.5f);
-    l.R = rnd((size_t)N * C, seed + 3, -1, 1);
+    l.inp = rand_floats((size_t)N * C, seed, -1, 1);
+    l.w = rand_floats((size_t)C, seed + 1, 0.5f, 1.5f);
+    l.b = rand_floats((size_t)C, seed + 2, -0.5f, 0.5f);
+    l.R = rand_floats((size_t)N * C, seed + 3, -1, 1);
     l.out = kernels_alloc((size_t)N * C);
     l.mean = kernels_alloc((size_t)N);
     l.rstd = kernels_alloc((size_t)N);
@@ -353,8 +339,8 @@ typedef struct {
 
 static att_case att_make(int B, int T, int C, int NH, uint64_t seed, float range) {
     att_case a = {B, T, C, NH, NULL, NULL, NULL, NULL, NULL};
-    a.qkv = rnd((size_t)B * T * 3 * C, seed, -range, range);
-    a.R = rnd((size_t)B * T * C, seed + 1, -1, 1);
+    a.qkv = rand_floats((size_t)B * T * 3 * C, seed, -range, range);
+    a.R = rand_floats((size_t)B * T * C, seed + 1, -1, 1);
     a.out = kernels_alloc((size_t)B * T * C);
     a.att = kernels_alloc((size_t)B * NH * T * T);
     /* the op must not read scratch before writing it: NaN would show */
@@ -533,7 +519,7 @@ Test(gpt_gelu, forward_matches_reference) {
     kc_force_parallel(1);
     kernels_set_threads(2);
     size_t n = 1000;
-    float *x = rnd(n, 120, -6, 6), *out = kernels_alloc(n);
+    float *x = rand_floats(n, 120, -6, 6), *out = kernels_alloc(n);
     float extremes[] = {0.0f, -0.0f, 1e-8f, -1e-8f, 20.0f, -20.0f, 1e4f, -1e4f};
     memcpy(x, extremes, sizeof extremes);
     double *ref = dalloc(n);
@@ -560,7 +546,7 @@ static double gelu_loss(void *ctx) {
 
 Test(gpt_gelu, backward_matches_finite_differences_and_accumulates) {
     kernels_set_threads(1); /* see "Threads" above */
-    gelu_case g = {257, rnd(257, 130, -4, 4), kernels_alloc(257), rnd(257, 131, -1, 1)};
+    gelu_case g = {257, rand_floats(257, 130, -4, 4), kernels_alloc(257), rand_floats(257, 131, -1, 1)};
     float *dx = kernels_alloc(g.n);
     gelu_backward(dx, g.R, g.x, g.n);
     expect_grad(gelu_loss, &g, g.x, dx, g.n, "gelu dinp");
@@ -586,8 +572,8 @@ Test(gpt_residual, forward_and_backward) {
     kc_force_parallel(1);
     kernels_set_threads(2);
     size_t n = 1001;
-    float *a = rnd(n, 140, -1, 1), *b = rnd(n, 141, -1, 1), *out = kernels_alloc(n);
-    float *dout = rnd(n, 142, -1, 1), *g0 = rnd(n, 143, -1, 1);
+    float *a = rand_floats(n, 140, -1, 1), *b = rand_floats(n, 141, -1, 1), *out = kernels_alloc(n);
+    float *dout = rand_floats(n, 142, -1, 1), *g0 = rand_floats(n, 143, -1, 1);
     double *ref = dalloc(n);
     for (size_t i = 0; i < n; i++) ref[i] = (double)a[i] + b[i];
     residual_forward(out, a, b, n);

@@ -197,6 +197,13 @@ Test(shard, shuffle_is_pinned, .timeout = 60) {
     image_shard_get(s, 0, 5, NULL, NULL, gi);
     cr_expect_arr_eq(gi, want, sizeof want, "the shuffle algorithm changed: resumed runs would see other data");
     image_shard_close(s);
+    /* a later epoch on another rank: the epoch and the rank enter the stream too */
+    s = open_ok(h5.s, "train", 1, 2);
+    const long want_r1e3[5] = {6484, 6713, 7211, 6075, 6654};
+    image_shard_set_epoch(s, 42, 3, 1);
+    image_shard_get(s, 0, 5, NULL, NULL, gi);
+    cr_expect_arr_eq(gi, want_r1e3, sizeof want_r1e3, "the shuffle of rank 1, epoch 3 changed");
+    image_shard_close(s);
 }
 
 /* Ranks draw different streams from the same seed and epoch. */

@@ -29,6 +29,7 @@
 #include "cpu/cpu.h"
 #include "gradcheck.h"
 #include "kernels.h"
+#include "testutil.h"
 
 #define FWD_TOL  2e-5
 #define GRAD_TOL 1e-3
@@ -64,12 +65,6 @@ typedef struct {
     float *inp, *w, *b, *out, *R, *scratch; /* R: the projection, L = <out, R> */
 } conv;
 
-static float *rnd(size_t n, uint64_t seed) {
-    float *p = kernels_alloc(n);
-    gc_fill_uniform(p, n, seed, -1.0f, 1.0f);
-    return p;
-}
-
 static conv conv_make(shape s, uint64_t seed) {
     conv t = {.s = s};
     t.OH = s.H + 2 * s.pad - s.K + 1;
@@ -78,10 +73,10 @@ static conv conv_make(shape s, uint64_t seed) {
     t.n_w = (size_t)s.OC * s.C * s.K * s.K;
     t.n_out = (size_t)s.B * s.OC * t.OH * t.OW;
     t.n_scratch = conv2d_scratch_floats(s.B, s.C, s.H, s.W, s.OC, s.K, s.pad);
-    t.inp = rnd(t.n_in, seed);
-    t.w = rnd(t.n_w, seed + 1);
-    t.b = rnd((size_t)s.OC, seed + 2);
-    t.R = rnd(t.n_out, seed + 3);
+    t.inp = rand_floats(t.n_in, seed, -1.0f, 1.0f);
+    t.w = rand_floats(t.n_w, seed + 1, -1.0f, 1.0f);
+    t.b = rand_floats((size_t)s.OC, seed + 2, -1.0f, 1.0f);
+    t.R = rand_floats(t.n_out, seed + 3, -1.0f, 1.0f);
     t.out = kernels_alloc(t.n_out);
     t.scratch = kernels_alloc(t.n_scratch + GUARD);
     return t;
@@ -228,22 +223,12 @@ Test(conv2d, backward_matches_finite_differences) {
     check_grads((shape){2, 1, 10, 33, 3, 5, 1}, 3);
 }
 
-/* worst |b - (a + c)| / max(1, |a + c|) */
-static double sum_err(const float *b, const float *a, const float *c, size_t n) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double want = (double)a[i] + c[i];
-        worst = fmax(worst, fabs(b[i] - want) / fmax(1.0, fabs(want)));
-    }
-    return worst;
-}
-
 Test(conv2d, backward_accumulates) {
     kc_force_parallel(1);
     kernels_set_threads(2);
     conv t = conv_make((shape){3, 5, 6, 9, 7, 3, 1}, 31);
     conv_grads once = grads_alloc(&t), twice = grads_alloc(&t), onto = grads_alloc(&t);
-    float *g0 = rnd(t.n_in + t.n_w + t.s.OC, 32);
+    float *g0 = rand_floats(t.n_in + t.n_w + t.s.OC, 32, -1.0f, 1.0f);
     memcpy(onto.dinp, g0, t.n_in * sizeof(float));
     memcpy(onto.dw, g0 + t.n_in, t.n_w * sizeof(float));
     memcpy(onto.db, g0 + t.n_in + t.n_w, t.s.OC * sizeof(float));
@@ -251,12 +236,12 @@ Test(conv2d, backward_accumulates) {
     backward(&t, twice.dinp, twice.dw, twice.db);
     backward(&t, twice.dinp, twice.dw, twice.db);
     backward(&t, onto.dinp, onto.dw, onto.db);
-    cr_expect(sum_err(twice.dinp, once.dinp, once.dinp, t.n_in) < ACC_TOL, "dinp twice");
-    cr_expect(sum_err(twice.dw, once.dw, once.dw, t.n_w) < ACC_TOL, "dw twice");
-    cr_expect(sum_err(twice.db, once.db, once.db, t.s.OC) < ACC_TOL, "db twice");
-    cr_expect(sum_err(onto.dinp, g0, once.dinp, t.n_in) < ACC_TOL, "dinp onto g0");
-    cr_expect(sum_err(onto.dw, g0 + t.n_in, once.dw, t.n_w) < ACC_TOL, "dw onto g0");
-    cr_expect(sum_err(onto.db, g0 + t.n_in + t.n_w, once.db, t.s.OC) < ACC_TOL, "db onto g0");
+    expect_sum(twice.dinp, once.dinp, once.dinp, t.n_in, ACC_TOL, "dinp twice");
+    expect_sum(twice.dw, once.dw, once.dw, t.n_w, ACC_TOL, "dw twice");
+    expect_sum(twice.db, once.db, once.db, t.s.OC, ACC_TOL, "db twice");
+    expect_sum(onto.dinp, g0, once.dinp, t.n_in, ACC_TOL, "dinp onto g0");
+    expect_sum(onto.dw, g0 + t.n_in, once.dw, t.n_w, ACC_TOL, "dw onto g0");
+    expect_sum(onto.db, g0 + t.n_in + t.n_w, once.db, t.s.OC, ACC_TOL, "db onto g0");
     kernels_free(g0);
     grads_free(&once);
     grads_free(&twice);

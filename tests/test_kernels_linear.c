@@ -18,6 +18,7 @@
 #include "cpu/cpu.h"
 #include "gradcheck.h"
 #include "kernels.h"
+#include "testutil.h"
 
 #define FWD_TOL  2e-5
 #define GRAD_TOL 1e-3
@@ -29,18 +30,12 @@ typedef struct {
     float *inp, *w, *b, *out, *R; /* R: the fixed projection, L = <out, R> */
 } lin;
 
-static float *rnd(size_t n, uint64_t seed) {
-    float *p = kernels_alloc(n);
-    gc_fill_uniform(p, n, seed, -1.0f, 1.0f);
-    return p;
-}
-
 static lin lin_make(int N, int C, int OC, uint64_t seed) {
     lin t = {N, C, OC, NULL, NULL, NULL, NULL, NULL};
-    t.inp = rnd((size_t)N * C, seed);
-    t.w = rnd((size_t)OC * C, seed + 1);
-    t.b = rnd((size_t)OC, seed + 2);
-    t.R = rnd((size_t)N * OC, seed + 3);
+    t.inp = rand_floats((size_t)N * C, seed, -1.0f, 1.0f);
+    t.w = rand_floats((size_t)OC * C, seed + 1, -1.0f, 1.0f);
+    t.b = rand_floats((size_t)OC, seed + 2, -1.0f, 1.0f);
+    t.R = rand_floats((size_t)N * OC, seed + 3, -1.0f, 1.0f);
     t.out = kernels_alloc((size_t)N * OC);
     return t;
 }
@@ -144,18 +139,6 @@ Test(linear, backward_matches_finite_differences) {
     check_grads(6, 17, 11, 3);
 }
 
-/* every element of b equals a + k * c within tol */
-static void expect_sum(const float *b, const float *a, const float *c, float k, size_t n,
-                       const char *what) {
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double want = (double)a[i] + k * (double)c[i];
-        double err = fabs(b[i] - want) / fmax(1.0, fabs(want));
-        if (err > worst) worst = err;
-    }
-    cr_expect(worst < ACC_TOL, "%s: not accumulated (err %g)", what, worst);
-}
-
 Test(linear, backward_accumulates) {
     kc_force_parallel(1);
     kernels_set_threads(2);
@@ -166,18 +149,18 @@ Test(linear, backward_accumulates) {
     backward(&t, &twice);
     /* onto buffers that already hold something: g0 + g, not g */
     size_t n_inp = (size_t)t.N * t.C, n_w = (size_t)t.OC * t.C, n_b = (size_t)t.OC;
-    float *g0 = rnd(n_inp + n_w + n_b, 99);
+    float *g0 = rand_floats(n_inp + n_w + n_b, 99, -1.0f, 1.0f);
     memcpy(onto.dinp, g0, n_inp * sizeof(float));
     memcpy(onto.dw, g0 + n_inp, n_w * sizeof(float));
     memcpy(onto.db, g0 + n_inp + n_w, n_b * sizeof(float));
     backward(&t, &onto);
 
-    expect_sum(twice.dinp, once.dinp, once.dinp, 1.0f, n_inp, "dinp twice");
-    expect_sum(twice.dw, once.dw, once.dw, 1.0f, n_w, "dw twice");
-    expect_sum(twice.db, once.db, once.db, 1.0f, n_b, "db twice");
-    expect_sum(onto.dinp, g0, once.dinp, 1.0f, n_inp, "dinp onto g0");
-    expect_sum(onto.dw, g0 + n_inp, once.dw, 1.0f, n_w, "dw onto g0");
-    expect_sum(onto.db, g0 + n_inp + n_w, once.db, 1.0f, n_b, "db onto g0");
+    expect_sum(twice.dinp, once.dinp, once.dinp, n_inp, ACC_TOL, "dinp twice");
+    expect_sum(twice.dw, once.dw, once.dw, n_w, ACC_TOL, "dw twice");
+    expect_sum(twice.db, once.db, once.db, n_b, ACC_TOL, "db twice");
+    expect_sum(onto.dinp, g0, once.dinp, n_inp, ACC_TOL, "dinp onto g0");
+    expect_sum(onto.dw, g0 + n_inp, once.dw, n_w, ACC_TOL, "dw onto g0");
+    expect_sum(onto.db, g0 + n_inp + n_w, once.db, n_b, ACC_TOL, "db onto g0");
     kernels_free(g0);
     grads_free(&once);
     grads_free(&twice);

@@ -15,6 +15,7 @@
 #include "cpu/cpu.h"
 #include "gradcheck.h"
 #include "kernels.h"
+#include "testutil.h"
 
 #define GRAD_TOL 1e-3
 #define H_STEP   1e-2
@@ -42,15 +43,10 @@ static float *spaced(size_t n, size_t stride_prime) {
     return x;
 }
 
-static float *rnd(size_t n, uint64_t seed) {
-    float *p = kernels_alloc(n);
-    gc_fill_uniform(p, n, seed, -1.0f, 1.0f);
-    return p;
-}
-
 static void check_shape(int BC, int H, int W, const float *inp, uint64_t seed) {
     size_t n_in = (size_t)BC * H * W, n_out = n_in / 4;
-    float *out = kernels_alloc(n_out), *dout = rnd(n_out, seed), *g0 = rnd(n_in, seed + 1);
+    float *out = kernels_alloc(n_out), *dout = rand_floats(n_out, seed, -1.0f, 1.0f);
+    float *g0 = rand_floats(n_in, seed + 1, -1.0f, 1.0f);
     float *dinp = kernels_alloc(n_in), *want = kernels_alloc(n_in);
     maxpool2x2_forward(out, inp, BC, H, W);
     memcpy(dinp, g0, n_in * sizeof(float));
@@ -82,7 +78,7 @@ Test(maxpool, matches_reference_exactly_at_every_thread_count) {
         kernels_set_threads(threads);
         for (size_t s = 0; s < NSHAPES; s++) {
             int BC = shapes[s][0], H = shapes[s][1], W = shapes[s][2];
-            float *inp = rnd((size_t)BC * H * W, 10 + s);
+            float *inp = rand_floats((size_t)BC * H * W, 10 + s, -1.0f, 1.0f);
             check_shape(BC, H, W, inp, 20 + s);
             kernels_free(inp);
         }
@@ -127,7 +123,7 @@ static double pool_loss(void *ctx) {
 static void gradcheck_shape(int BC, int H, int W, int threads) {
     kernels_set_threads(threads);
     size_t n = (size_t)BC * H * W;
-    pool t = {BC, H, W, spaced(n, 7919), kernels_alloc(n / 4), rnd(n / 4, 3)};
+    pool t = {BC, H, W, spaced(n, 7919), kernels_alloc(n / 4), rand_floats(n / 4, 3, -1.0f, 1.0f)};
     float *dinp = kernels_alloc(n);
     maxpool2x2_backward(dinp, t.R, t.inp, BC, H, W);
     kernels_set_threads(1); /* the many tiny forward passes below need no threads */

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "model.h"
 #include "optim.h"
+#include "params.h"
 
 static const float start[5] = {0.5f, -1.0f, 2.0f, 0.0f, 3.0f};
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gradcheck.h"
 #include "kernels.h"
 
 char *test_mkdtemp(char *buf, size_t len, const char *name) {
@@ -43,6 +44,12 @@ pathbuf path_join(const char *dir, const char *name) {
     return p;
 }
 
+float *rand_floats(size_t n, uint64_t seed, float lo, float hi) {
+    float *p = kernels_alloc(n);
+    gc_fill_uniform(p, n, seed, lo, hi);
+    return p;
+}
+
 float *copy_of(const float *x, size_t n) {
     float *p = kernels_alloc(n);
     memcpy(p, x, n * sizeof(float));
@@ -63,4 +70,13 @@ void expect_sum(const float *b, const float *a, const float *c, size_t n, double
         if (!(err <= worst)) worst = err; /* NaN sticks */
     }
     cr_expect(worst < tol, "%s: not accumulated (err %g)", what, worst);
+}
+
+void expect_same(const float *a, const float *b, size_t n, const char *what) {
+    if (memcmp(a, b, n * sizeof(float)) == 0) return;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i] && !(isnan(a[i]) && isnan(b[i]))) {
+            cr_expect(0, "%s: [%zu] differs: %.9g vs %.9g", what, i, a[i], b[i]);
+            return;
+        }
 }

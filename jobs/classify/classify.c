@@ -13,6 +13,7 @@
 #include "image_epoch.h"
 #include "image_labels.h"
 #include "image_shard.h"
+#include "kernels.h"
 #include "model.h"
 #include "util.h"
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../core/model.h"
+#include "params.h"
 #include "activations.h"
 #include "rng.h"
 

@@ -5,6 +5,7 @@
 
 #include "job.h"
 #include "model.h"
+#include "rng.h"
 
 extern const job gpt_job;
 

@@ -93,7 +93,7 @@ void gpt_build(gpt *g, model *m, const gpt_config *c) {
     for (int l = 0; l < c->n_layer; l++) build_block(&g->blocks[l], m, l, C, c->bias);
     g->lnf_w = add_vector(m, "ln_f.weight", C);
     g->lnf_b = c->bias ? add_vector(m, "ln_f.bias", C) : -1;
-    /* model.h counts "real parameters, padding excluded": the padded rows are padding */
+    /* core/params.h counts "real parameters, padding excluded": the padded rows are padding */
     m->nparams -= (size_t)(c->padded_vocab - c->vocab_size) * C;
 }
 

@@ -30,27 +30,10 @@
 /* col2im adds whole 16-float runs (see add_run) */
 #define RUN 16
 
-typedef struct {
-    int C, H, W, OC, K, pad;
-    int PH, PW;   /* padded input */
-    int OH, OW;   /* output */
-    int CKK, OHW; /* rows and columns of the columns */
-    int pointwise; /* 1x1, no padding: the image is its own columns */
-} conv_shape;
+/* 1x1, no padding: the image is its own columns */
+static inline int pointwise(const kc_conv_shape *s) { return s->K == 1 && s->pad == 0; }
 
-static conv_shape shape_of(int C, int H, int W, int OC, int K, int pad) {
-    conv_shape s = {.C = C, .H = H, .W = W, .OC = OC, .K = K, .pad = pad};
-    s.PH = H + 2 * pad;
-    s.PW = W + 2 * pad;
-    s.OH = s.PH - K + 1;
-    s.OW = s.PW - K + 1;
-    s.CKK = C * K * K;
-    s.OHW = s.OH * s.OW;
-    s.pointwise = K == 1 && pad == 0;
-    return s;
-}
-
-static kc_cols cols_of_input(const float *pad, const conv_shape *s) {
+static kc_cols cols_of_input(const float *pad, const kc_conv_shape *s) {
     return (kc_cols){pad, s->C, s->K, s->PH, s->PW, s->OH, s->OW};
 }
 
@@ -63,20 +46,22 @@ typedef struct {
     float *db;   /* [OC] partial */
 } conv_slot;
 
-static size_t pad_floats(const conv_shape *s) { return kc_round16((size_t)s->C * s->PH * s->PW); }
-static size_t dpad_floats(const conv_shape *s) {
+static size_t pad_floats(const kc_conv_shape *s) {
+    return kc_round16((size_t)s->C * s->PH * s->PW);
+}
+static size_t dpad_floats(const kc_conv_shape *s) {
     return kc_round16((size_t)s->C * s->PH * s->PW + RUN);
 }
-static size_t col_floats(const conv_shape *s) { /* col2im reads whole runs: RUN of slack */
-    return s->pointwise ? 0 : kc_round16((size_t)s->CKK * s->OHW + RUN);
+static size_t col_floats(const kc_conv_shape *s) { /* col2im reads whole runs: RUN of slack */
+    return pointwise(s) ? 0 : kc_round16((size_t)s->CKK * s->OHW + RUN);
 }
-static size_t slot_floats(const conv_shape *s) {
+static size_t slot_floats(const kc_conv_shape *s) {
     return pad_floats(s) + dpad_floats(s) + col_floats(s) + kc_round16((size_t)s->OC * s->CKK) +
            kc_round16((size_t)s->OC);
 }
 static int slots_for(int B) { return B < CONV_MAX_SLOTS ? B : CONV_MAX_SLOTS; }
 
-static conv_slot slot_at(float *scratch, const conv_shape *s, int i) {
+static conv_slot slot_at(float *scratch, const kc_conv_shape *s, int i) {
     conv_slot sl;
     sl.pad = scratch + (size_t)i * slot_floats(s);
     sl.dpad = sl.pad + pad_floats(s);
@@ -95,7 +80,7 @@ size_t conv2d_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad)
     if (conv_direct_applies(C, OC, K, pad)) return conv_direct_scratch_floats(B, C, H, W, OC, K, pad);
 #endif
     if (winograd(K, pad)) return winograd3x3_scratch_floats(B, C, H, W, OC);
-    conv_shape s = shape_of(C, H, W, OC, K, pad);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad);
     return (size_t)slots_for(B) * slot_floats(&s);
 }
 
@@ -131,7 +116,7 @@ static inline void add_run(float *restrict d, const float *restrict s, int n) {
  * Short rows go in masked runs, even rows first, then odd: a run on row y reaches into
  * row y+1, and reading what the previous iteration has just stored stalls store-to-load
  * forwarding (3x slower for LeNet's conv2). Rows of two runs or more add plainly. */
-static void col2im(float *restrict dpad, const float *restrict dcol, const conv_shape *s) {
+static void col2im(float *restrict dpad, const float *restrict dcol, const kc_conv_shape *s) {
     int KK = s->K * s->K, OH = s->OH, OW = s->OW;
     memset(dpad, 0, pad_floats(s) * sizeof(float));
     for (int r = 0; r < s->CKK; r++) {
@@ -149,7 +134,7 @@ static void col2im(float *restrict dpad, const float *restrict dcol, const conv_
 }
 
 /* dx[C,H,W] += interior of dpad[C,PH,PW] */
-static void unstage_add(float *restrict dx, const float *restrict dpad, const conv_shape *s) {
+static void unstage_add(float *restrict dx, const float *restrict dpad, const kc_conv_shape *s) {
     for (int c = 0; c < s->C; c++)
         for (int iy = 0; iy < s->H; iy++) {
             float *d = dx + ((size_t)c * s->H + iy) * s->W;
@@ -158,7 +143,7 @@ static void unstage_add(float *restrict dx, const float *restrict dpad, const co
         }
 }
 
-static int conv_threads(int B, const conv_shape *s) {
+static int conv_threads(int B, const kc_conv_shape *s) {
     int nt = kc_threads_for((double)B * s->OC * s->CKK * s->OHW, CONV_GRAIN);
     return nt < slots_for(B) ? nt : slots_for(B);
 }
@@ -167,8 +152,8 @@ static int conv_threads(int B, const conv_shape *s) {
 
 /* out[b] = w . cols(inp[b]) + bias for images b in [b0, b1) */
 static void forward_images(float *out, const float *inp, const float *w, const float *b,
-                           conv_slot *sl, const conv_shape *s, int b0, int b1) {
-    if (!s->pointwise) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
+                           conv_slot *sl, const kc_conv_shape *s, int b0, int b1) {
+    if (!pointwise(s)) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
     kc_cols cols = cols_of_input(sl->pad, s);
     for (int i = b0; i < b1; i++) {
         const float *x = inp + (size_t)i * s->C * s->H * s->W;
@@ -177,7 +162,7 @@ static void forward_images(float *out, const float *inp, const float *w, const f
             for (int oc = 0; oc < s->OC; oc++)
                 for (int p = 0; p < s->OHW; p++) y[(size_t)oc * s->OHW + p] = b[oc];
         float beta = b ? 1.0f : 0.0f;
-        if (s->pointwise) {
+        if (pointwise(s)) {
             kc_sgemm(0, 0, s->OC, s->OHW, s->CKK, 1.0f, w, s->CKK, x, s->OHW, beta, y, s->OHW);
             continue;
         }
@@ -199,7 +184,7 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
         winograd3x3_forward(out, inp, w, b, scratch, B, C, H, W, OC);
         return;
     }
-    conv_shape s = shape_of(C, H, W, OC, K, pad);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad);
     int nt = conv_threads(B, &s);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
@@ -220,14 +205,14 @@ typedef struct {
 
 /* Image i: dinp directly (a thread's images are its own), dw and db into the slot's
  * partials. */
-static void backward_image(const backward_args *g, conv_slot *sl, const conv_shape *s, int i) {
+static void backward_image(const backward_args *g, conv_slot *sl, const kc_conv_shape *s, int i) {
     const float *dy = g->dout + (size_t)i * s->OC * s->OHW; /* [OC, OHW] */
     const float *x = g->inp + (size_t)i * s->C * s->H * s->W;
     if (g->db)
         for (int oc = 0; oc < s->OC; oc++)
             sl->db[oc] += kc_sum_lanes(dy + (size_t)oc * s->OHW, s->OHW);
     if (g->dw) {
-        if (s->pointwise) { /* dw[OC,C] += dy[OC,OHW] . x[C,OHW]^T */
+        if (pointwise(s)) { /* dw[OC,C] += dy[OC,OHW] . x[C,OHW]^T */
             kc_sgemm(0, 1, s->OC, s->CKK, s->OHW, 1.0f, dy, s->OHW, x, s->OHW, 1.0f, sl->dw, s->CKK);
         } else {
             kc_cols cols = cols_of_input(sl->pad, s);
@@ -237,7 +222,7 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
     }
     if (!g->dinp) return;
     float *dx = g->dinp + (size_t)i * s->C * s->H * s->W;
-    if (s->pointwise) { /* dx[C,OHW] += w[OC,C]^T . dy[OC,OHW] */
+    if (pointwise(s)) { /* dx[C,OHW] += w[OC,C]^T . dy[OC,OHW] */
         kc_sgemm(1, 0, s->CKK, s->OHW, s->OC, 1.0f, g->w, s->CKK, dy, s->OHW, 1.0f, dx, s->OHW);
         return;
     }
@@ -247,17 +232,17 @@ static void backward_image(const backward_args *g, conv_slot *sl, const conv_sha
     unstage_add(dx, sl->dpad, s);
 }
 
-static void backward_images(const backward_args *g, conv_slot *sl, const conv_shape *s, int b0,
+static void backward_images(const backward_args *g, conv_slot *sl, const kc_conv_shape *s, int b0,
                             int b1) {
     if (g->dw) memset(sl->dw, 0, (size_t)s->OC * s->CKK * sizeof(float));
     if (g->db) memset(sl->db, 0, (size_t)s->OC * sizeof(float));
-    if (!s->pointwise && g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
+    if (!pointwise(s) && g->dw) memset(sl->pad, 0, pad_floats(s) * sizeof(float));
     for (int i = b0; i < b1; i++) backward_image(g, sl, s, i);
 }
 
 /* dst[lo:hi) += sum over slots t < nslots of that slot's partial, in slot order */
-static void reduce_partials(float *dst, float *scratch, const conv_shape *s, int nslots, int is_db,
-                            size_t lo, size_t hi) {
+static void reduce_partials(float *dst, float *scratch, const kc_conv_shape *s, int nslots,
+                            int is_db, size_t lo, size_t hi) {
     for (int t = 0; t < nslots; t++) {
         conv_slot sl = slot_at(scratch, s, t);
         const float *part = is_db ? sl.db : sl.dw;
@@ -279,7 +264,7 @@ void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const
         winograd3x3_backward(dinp, dw, db, dout, inp, w, scratch, B, C, H, W, OC);
         return;
     }
-    conv_shape s = shape_of(C, H, W, OC, K, pad);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad);
     backward_args g = {dinp, dw, db, dout, inp, w};
     int nt = conv_threads(B, &s);
     (void)nt; /* only read by the pragma */

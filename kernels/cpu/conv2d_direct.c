@@ -29,24 +29,9 @@
 #define OB_MAX    8 /* output channels per forward block */
 #define R_MAX     8 /* rows per forward block */
 
-typedef struct {
-    int C, H, W, OC, K, pad;
-    int PH, PW; /* the image with its border; staged with R_MAX - 1 more rows (fwd_tile) */
-    int OH, OW;
-} dshape;
-
-static dshape dshape_of(int C, int H, int W, int OC, int K, int pad) {
-    dshape s = {.C = C, .H = H, .W = W, .OC = OC, .K = K, .pad = pad};
-    s.PH = H + 2 * pad;
-    s.PW = W + 2 * pad;
-    s.OH = s.PH - K + 1;
-    s.OW = s.PW - K + 1;
-    return s;
-}
-
 /* the shape of dx as a forward pass: dout [OC, OH, OW] in, dinp [C, H, W] out */
-static dshape flipped(const dshape *s) {
-    return dshape_of(s->OC, s->OH, s->OW, s->C, s->K, s->K - 1 - s->pad);
+static kc_conv_shape flipped(const kc_conv_shape *s) {
+    return kc_conv_shape_of(s->OC, s->OH, s->OW, s->C, s->K, s->K - 1 - s->pad);
 }
 
 int conv_direct_applies(int C, int OC, int K, int pad) {
@@ -56,16 +41,20 @@ int conv_direct_applies(int C, int OC, int K, int pad) {
 /* A staged image: [C][PH + R_MAX - 1][PW] and 16 floats of slack. A block's last row reads
  * up to R_MAX - 1 rows past the last output row's window, and a vector of 16 reads up to 15
  * floats past its row. */
-static int staged_rows(const dshape *s) { return s->PH + R_MAX - 1; }
-static size_t staged_floats(const dshape *s) {
+static int staged_rows(const kc_conv_shape *s) { return s->PH + R_MAX - 1; }
+static size_t staged_floats(const kc_conv_shape *s) {
     return kc_round16((size_t)s->C * staged_rows(s) * s->PW + 16);
 }
-static size_t part_floats(const dshape *s) { return (size_t)s->OC * s->C * s->K * s->K * 16; }
-static size_t slot_floats(const dshape *s) {
-    dshape f = flipped(s);
+static size_t part_floats(const kc_conv_shape *s) {
+    return (size_t)s->OC * s->C * s->K * s->K * 16;
+}
+static size_t slot_floats(const kc_conv_shape *s) {
+    kc_conv_shape f = flipped(s);
     return staged_floats(s) + staged_floats(&f) + part_floats(s) + kc_round16((size_t)s->OC);
 }
-static size_t wflip_floats(const dshape *s) { return kc_round16((size_t)s->OC * s->C * s->K * s->K); }
+static size_t wflip_floats(const kc_conv_shape *s) {
+    return kc_round16((size_t)s->OC * s->C * s->K * s->K);
+}
 static int slots_for(int B) { return B < MAX_SLOTS ? B : MAX_SLOTS; }
 
 typedef struct {
@@ -75,8 +64,8 @@ typedef struct {
     float *db;   /* [OC] */
 } dslot;
 
-static dslot slot_at(float *scratch, const dshape *s, int i) {
-    dshape f = flipped(s);
+static dslot slot_at(float *scratch, const kc_conv_shape *s, int i) {
+    kc_conv_shape f = flipped(s);
     dslot sl;
     sl.in = scratch + wflip_floats(s) + (size_t)i * slot_floats(s);
     sl.dout = sl.in + staged_floats(s);
@@ -87,18 +76,18 @@ static dslot slot_at(float *scratch, const dshape *s, int i) {
 
 size_t conv_direct_scratch_floats(int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return 0;
-    dshape s = dshape_of(C, H, W, OC, K, pad);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad);
     return wflip_floats(&s) + (size_t)slots_for(B) * slot_floats(&s);
 }
 
-static int direct_threads(int B, const dshape *s) {
+static int direct_threads(int B, const kc_conv_shape *s) {
     int nt = kc_threads_for((double)B * s->OC * s->C * s->K * s->K * s->OH * s->OW, GRAIN);
     return nt < slots_for(B) ? nt : slots_for(B);
 }
 
 /* the interior of dst [C][staged_rows][PW] = src [C][H][W]; the border and slack were
  * zeroed once (zero_staged) and nothing else writes there */
-static void stage(float *restrict dst, const float *restrict src, const dshape *s) {
+static void stage(float *restrict dst, const float *restrict src, const kc_conv_shape *s) {
     for (int c = 0; c < s->C; c++)
         for (int y = 0; y < s->H; y++) { /* short rows: a masked vector copy or two each */
             float *d = dst + ((size_t)c * staged_rows(s) + y + s->pad) * s->PW + s->pad;
@@ -110,7 +99,7 @@ static void stage(float *restrict dst, const float *restrict src, const dshape *
             }
         }
 }
-static void zero_staged(float *dst, const dshape *s) {
+static void zero_staged(float *dst, const kc_conv_shape *s) {
     memset(dst, 0, staged_floats(s) * sizeof(float));
 }
 
@@ -120,8 +109,8 @@ static void zero_staged(float *dst, const dshape *s) {
  * one image, from its staged input img; w is [OC][C][K][K]. accumulate adds onto out (dx),
  * else out is overwritten with bias (may be NULL) plus the sums. */
 static inline __attribute__((always_inline)) void
-fwd_tile(float *out, const float *img, const float *w, const float *bias, const dshape *s, int o0,
-         int y, int x0, int accumulate, const int OB, const int R, const int K) {
+fwd_tile(float *out, const float *img, const float *w, const float *bias, const kc_conv_shape *s,
+         int o0, int y, int x0, int accumulate, const int OB, const int R, const int K) {
     const int KK = K * K;
     int C = s->C, PW = s->PW, rows = s->OH - y < R ? s->OH - y : R;
     size_t plane = (size_t)staged_rows(s) * PW;
@@ -156,8 +145,8 @@ fwd_tile(float *out, const float *img, const float *w, const float *bias, const 
 
 /* the tiles of output channels [o0, o0+OB) over the whole image, R rows at a time */
 static inline __attribute__((always_inline)) void
-fwd_block(float *out, const float *img, const float *w, const float *bias, const dshape *s, int o0,
-          int accumulate, const int OB, const int R, const int K) {
+fwd_block(float *out, const float *img, const float *w, const float *bias, const kc_conv_shape *s,
+          int o0, int accumulate, const int OB, const int R, const int K) {
     for (int y = 0; y < s->OH; y += R)
         for (int x0 = 0; x0 < s->OW; x0 += 16)
             fwd_tile(out, img, w, bias, s, o0, y, x0, accumulate, OB, R, K);
@@ -166,7 +155,7 @@ fwd_block(float *out, const float *img, const float *w, const float *bias, const
 /* fwd_OB: a block of OB output channels, with R rows so that OB * R is 8 to 16 */
 #define FWD_OB(OB, R)                                                                           \
     static void fwd_##OB(float *out, const float *img, const float *w, const float *bias,       \
-                         const dshape *s, int o0, int accumulate) {                             \
+                         const kc_conv_shape *s, int o0, int accumulate) {                      \
         if (s->K == 3)                                                                          \
             fwd_block(out, img, w, bias, s, o0, accumulate, OB, R, 3);                          \
         else                                                                                    \
@@ -182,12 +171,12 @@ FWD_OB(7, 2)
 FWD_OB(8, 2)
 
 typedef void (*fwd_fn)(float *out, const float *img, const float *w, const float *bias,
-                       const dshape *s, int o0, int accumulate);
+                       const kc_conv_shape *s, int o0, int accumulate);
 static const fwd_fn fwd_for[OB_MAX + 1] = {NULL, fwd_1, fwd_2, fwd_3, fwd_4, fwd_5, fwd_6, fwd_7, fwd_8};
 
 /* one image's output [OC][OH][OW] from its staged input */
 static void forward_image(float *out, const float *img, const float *w, const float *bias,
-                          const dshape *s, int accumulate) {
+                          const kc_conv_shape *s, int accumulate) {
     for (int o0 = 0; o0 < s->OC; o0 += OB_MAX) {
         int ob = s->OC - o0 < OB_MAX ? s->OC - o0 : OB_MAX;
         fwd_for[ob](out, img, w, bias, s, o0, accumulate);
@@ -197,7 +186,7 @@ static void forward_image(float *out, const float *img, const float *w, const fl
 void conv_direct_forward(float *out, const float *inp, const float *w, const float *b,
                          float *scratch, int B, int C, int H, int W, int OC, int K, int pad) {
     if (B <= 0) return;
-    dshape s = dshape_of(C, H, W, OC, K, pad);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad);
     int nt = direct_threads(B, &s);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
@@ -220,7 +209,7 @@ void conv_direct_forward(float *out, const float *inp, const float *w, const flo
  * in K accumulators (all K*K at once would not stay in registers: GCC keeps such an array
  * in memory) */
 static inline __attribute__((always_inline)) void dw_pair(float *part, const float *dy,
-                                                          const float *img, const dshape *s,
+                                                          const float *img, const kc_conv_shape *s,
                                                           const int K) {
     for (int ky = 0; ky < K; ky++) {
         __m512 acc[5];
@@ -244,10 +233,10 @@ static inline __attribute__((always_inline)) void dw_pair(float *part, const flo
     }
 }
 
-static void dw_pair3(float *part, const float *dy, const float *img, const dshape *s) {
+static void dw_pair3(float *part, const float *dy, const float *img, const kc_conv_shape *s) {
     dw_pair(part, dy, img, s, 3);
 }
-static void dw_pair5(float *part, const float *dy, const float *img, const dshape *s) {
+static void dw_pair5(float *part, const float *dy, const float *img, const kc_conv_shape *s) {
     dw_pair(part, dy, img, s, 5);
 }
 
@@ -264,11 +253,12 @@ void conv_direct_backward(float *dinp, float *dw, float *db, const float *dout, 
                           const float *w, float *scratch, int B, int C, int H, int W, int OC, int K,
                           int pad) {
     if (B <= 0 || (!dinp && !dw && !db)) return;
-    dshape s = dshape_of(C, H, W, OC, K, pad), f = flipped(&s);
+    kc_conv_shape s = kc_conv_shape_of(C, H, W, OC, K, pad), f = flipped(&s);
     size_t per_out = (size_t)s.OH * s.OW, per_in = (size_t)H * W, KK = (size_t)K * K;
     float *wflip = scratch;
     if (dinp) flip_filter(wflip, w, OC, C, K);
-    void (*pair)(float *, const float *, const float *, const dshape *) = K == 3 ? dw_pair3 : dw_pair5;
+    void (*pair)(float *, const float *, const float *, const kc_conv_shape *) =
+        K == 3 ? dw_pair3 : dw_pair5;
     int nt = direct_threads(B, &s);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))

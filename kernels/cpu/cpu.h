@@ -1,13 +1,14 @@
 /* cpu.h: what the CPU kernels share and nothing else sees: who owns the cores, how a
  * range is cut between threads, and one GEMM entry point.
  *
- * Threading model (DESIGN, "one threading layer at a time"): when OpenMP is available it
- * owns the cores. Ops open one parallel region, cut their work into per-thread pieces
- * (images, rows, columns) and each thread calls OpenBLAS on its piece with OpenBLAS held
- * at one thread, so the two pools never compete. Without OpenMP the ops run serially and
- * OpenBLAS threads each GEMM itself. Every piece is fixed by (size, thread count) and
- * partial sums are reduced in thread order, so results are deterministic for a given
- * thread count. */
+ * Threading model: one threading layer at a time. Two pools that both try to use every
+ * core (OpenMP's and OpenBLAS's) oversubscribe a small machine and slow each other down,
+ * so when OpenMP is available it owns the cores. Ops open one parallel region, cut their
+ * work into per-thread pieces (images, rows, columns) and each thread runs a
+ * single-threaded GEMM on its piece (kc_sgemm: the AVX-512 SGEMM, or OpenBLAS held at one
+ * thread). Without OpenMP the ops run serially and OpenBLAS threads each GEMM itself.
+ * Every piece is fixed by (size, thread count) and partial sums are reduced in thread
+ * order, so results are deterministic for a given thread count. */
 #ifndef DTRAIN_KERNELS_CPU_H
 #define DTRAIN_KERNELS_CPU_H
 
@@ -96,6 +97,28 @@ static inline size_t kc_round16(size_t n) { return (n + 15) & ~(size_t)15; }
 void kc_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A convolution's sizes (square kernel K, stride 1, zero padding pad), as conv2d.c,
+ * conv2d_direct.c and the tests see them: the input with its zero border is PH x PW, the
+ * output OH x OW (OH = H + 2 pad - K + 1), and the im2col matrix has CKK = C K K rows of
+ * OHW = OH OW columns. */
+typedef struct {
+    int C, H, W, OC, K, pad;
+    int PH, PW;   /* padded input */
+    int OH, OW;   /* output */
+    int CKK, OHW; /* rows and columns of the columns */
+} kc_conv_shape;
+
+static inline kc_conv_shape kc_conv_shape_of(int C, int H, int W, int OC, int K, int pad) {
+    kc_conv_shape s = {.C = C, .H = H, .W = W, .OC = OC, .K = K, .pad = pad};
+    s.PH = H + 2 * pad;
+    s.PW = W + 2 * pad;
+    s.OH = s.PH - K + 1;
+    s.OW = s.PW - K + 1;
+    s.CKK = C * K * K;
+    s.OHW = s.OH * s.OW;
+    return s;
+}
+
 /* A convolution's input seen as its im2col matrix, never built where the GEMM can read the
  * image itself: row r = (c, ky, kx) of C*K*K, column p = (y, x) of OH*OW, value
  * pad[c][y + ky][x + kx], pad being the image with its zero border, [C, PH, PW]. */
@@ -133,6 +156,13 @@ void winograd3x3_forward(float *out, const float *inp, const float *w, const flo
                          float *scratch, int B, int C, int H, int W, int OC);
 void winograd3x3_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, float *scratch, int B, int C, int H, int W, int OC);
+
+/* 2x2 blocks (resample.c), threaded over small rows. gather = 1: dst = small[rows, W]
+ * (=|+=) scale * the (top pair) + (bottom pair) sum of each block of src = big[2 rows, 2W];
+ * gather = 0: dst = big (=|+=) scale * each small pixel of src over its block. accumulate
+ * picks += over =. Upsampling and average pooling (pool.c) are these two loops. */
+void kc_resample2x(float *dst, const float *src, int rows, int W, float scale, int accumulate,
+                   int gather);
 
 /* Nonzero when kc_sgemm runs OpenBLAS: on CPUs without AVX-512, or when the environment
  * says DTRAIN_SGEMM=openblas. Otherwise it runs kc_sgemm_avx512 (sgemm_avx512.c). */

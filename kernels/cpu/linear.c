@@ -1,4 +1,4 @@
-/* linear.c: fully connected layer, out = inp . w^T + b, as OpenBLAS GEMMs. */
+/* linear.c: fully connected layer, out = inp . w^T + b, as GEMMs (kc_sgemm_parallel). */
 #include "cpu.h"
 #include "kernels.h"
 

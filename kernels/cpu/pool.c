@@ -1,6 +1,7 @@
-/* pool.c: 2x2 max pooling, stride 2.
+/* pool.c: 2x2 pooling, stride 2: max pooling, and average pooling (at the end, on the
+ * block loops it shares with upsampling in resample.c).
  *
- * A window's first maximum is found in two steps that match the row-major order
+ * A max window's first maximum is found in two steps that match the row-major order
  * (a b / c d): the larger of each horizontal pair (a,b) and (c,d), the left one on ties,
  * then the larger of the two pair winners, the top one on ties.
  *
@@ -200,4 +201,17 @@ void maxpool2x2_backward(float *dinp, const float *dout, const float *inp, int B
         kc_split(rows, KC_NT(), KC_TID(), &lo, &hi);
         pool_grad_rows(dinp, dout, inp, W, lo, hi);
     }
+}
+
+/* ---- average pooling ------------------------------------------------------------------ */
+
+void avgpool2x2_forward(float *out, const float *inp, int BC, int H, int W) {
+    check_even("avgpool2x2_forward", H, W);
+    kc_resample2x(out, inp, BC * (H / 2), W / 2, 0.25f, 0, 1);
+}
+
+void avgpool2x2_backward(float *dinp, const float *dout, int BC, int H, int W) {
+    check_even("avgpool2x2_backward", H, W);
+    if (!dinp) return;
+    kc_resample2x(dinp, dout, BC * (H / 2), W / 2, 0.25f, 1, 0);
 }

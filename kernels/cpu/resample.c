@@ -1,7 +1,7 @@
-/* resample.c: the U-Net's changes of resolution, nearest-neighbour 2x upsampling and 2x2
- * average pooling, over planes [BC, H, W].
+/* resample.c: changes of resolution by 2x2 blocks over planes [BC, H, W]: nearest-neighbour
+ * 2x upsampling here, and the two loops that 2x2 average pooling (pool.c) shares with it.
  *
- * The two are each other's transposes up to a factor 1/4: upsampling copies each small
+ * The two ops are each other's transposes up to a factor 1/4: upsampling copies each small
  * pixel into a 2x2 block, pooling averages a 2x2 block into one small pixel. So there are
  * two loops, both over rows of the small map:
  *   spread: big 2x2 block  (=|+=) scale * small pixel    upsample forward, avgpool backward
@@ -10,9 +10,6 @@
  * take whole small rows, so they never write the same float and results are deterministic.
  * Written out once per row with the overwrite and accumulate cases as separate loops: an
  * overwrite must not read its (uninitialised) output. */
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "cpu.h"
 #include "kernels.h"
 
@@ -57,9 +54,8 @@ static void gather_rows(float *restrict small, const float *restrict big, int W,
     }
 }
 
-/* gather: dst = small[rows, W] from src = big[2 rows, 2W]; spread: the other way */
-static void resample(float *dst, const float *src, int rows, int W, float scale,
-                     int accumulate, int gather) {
+void kc_resample2x(float *dst, const float *src, int rows, int W, float scale, int accumulate,
+                   int gather) {
     int nt = kc_threads_for(4.0 * rows * W, RESAMPLE_GRAIN);
     (void)nt; /* only read by the pragma */
     KC_OMP(omp parallel num_threads(nt))
@@ -72,28 +68,10 @@ static void resample(float *dst, const float *src, int rows, int W, float scale,
 }
 
 void upsample2x_forward(float *out, const float *inp, int BC, int H, int W) {
-    resample(out, inp, BC * H, W, 1.0f, 0, 0);
+    kc_resample2x(out, inp, BC * H, W, 1.0f, 0, 0);
 }
 
 void upsample2x_backward(float *dinp, const float *dout, int BC, int H, int W) {
     if (!dinp) return;
-    resample(dinp, dout, BC * H, W, 1.0f, 1, 1);
-}
-
-static void check_even(const char *op, int H, int W) {
-    if (H % 2 || W % 2) {
-        fprintf(stderr, "%s: H=%d and W=%d must both be even\n", op, H, W);
-        abort();
-    }
-}
-
-void avgpool2x2_forward(float *out, const float *inp, int BC, int H, int W) {
-    check_even("avgpool2x2_forward", H, W);
-    resample(out, inp, BC * (H / 2), W / 2, 0.25f, 0, 1);
-}
-
-void avgpool2x2_backward(float *dinp, const float *dout, int BC, int H, int W) {
-    check_even("avgpool2x2_backward", H, W);
-    if (!dinp) return;
-    resample(dinp, dout, BC * (H / 2), W / 2, 0.25f, 1, 0);
+    kc_resample2x(dinp, dout, BC * H, W, 1.0f, 1, 1);
 }

@@ -108,6 +108,22 @@ static inline unsigned kc_blocks(size_t n) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); \
          i += (size_t)gridDim.x * blockDim.x)
 
+/* ---- 2x2 windows (pool.cu, resample.cu) --------------------------------------------- */
+
+/* Window of small pixel i (of [BC, OH, OW], OW = W/2): its top-left index in [BC, H, W].
+ * H = 2 OH, so the flat small row r = bc OH + oy maps to big row 2r. */
+static __device__ __forceinline__ size_t window_at(size_t i, int OW) {
+    size_t r = i / OW, x = i % OW;
+    return 2 * r * (2 * (size_t)OW) + 2 * x;
+}
+
+/* The 2x2-block loops of resample.cu over n output elements, OW = the small map's width:
+ * gather = 1: small[i] (=|+=) scale * its block's (top pair) + (bottom pair) in big;
+ * gather = 0: big[j] (=|+=) scale * its block's small pixel. accumulate picks += over =.
+ * Upsampling and average pooling (pool.cu) are these two. */
+void cu_resample2x(float *dst, const float *src, size_t n, int OW, float scale, int accumulate,
+                   int gather);
+
 /* ---- reductions ------------------------------------------------------------------- */
 
 /* Butterfly sum over the 32 lanes: every lane ends with the same, bitwise identical value

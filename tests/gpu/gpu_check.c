@@ -7,19 +7,13 @@
 #include <string.h>
 
 #include "cuda/kernels_cuda.h"
+#include "rng.h"
 
 void gk_require_gpu(const char *test) {
     if (cuda_kernels_available()) return;
     printf("SKIPPED: %s: no usable CUDA device (no driver, no GPU, or none visible)\n", test);
     fflush(stdout);
     exit(GK_SKIP);
-}
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 /* the CPU backend's allocator: aligned as the CPU ops expect, aborts on failure */
@@ -29,7 +23,7 @@ gk_buf gk_rand(size_t n, uint64_t seed, float lo, float hi) {
     gk_buf b = {host_alloc(n), cuda_kernels_alloc(n), n};
     uint64_t s = seed;
     for (size_t i = 0; i < n; i++) {
-        double u = (double)(splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
+        double u = (double)(rng_splitmix64(&s) >> 11) * (1.0 / 9007199254740992.0);
         b.h[i] = lo + (float)u * (hi - lo);
     }
     cuda_kernels_to_device(b.d, b.h, n * sizeof(float));
@@ -57,7 +51,7 @@ gk_ids gk_rand_ids(size_t n, uint64_t seed, int hi) {
     gk_ids b = {malloc((n ? n : 1) * sizeof(int32_t)), NULL, n};
     if (!b.h) exit(1);
     uint64_t s = seed;
-    for (size_t i = 0; i < n; i++) b.h[i] = (int32_t)(splitmix64(&s) % (uint64_t)hi);
+    for (size_t i = 0; i < n; i++) b.h[i] = (int32_t)(rng_splitmix64(&s) % (uint64_t)hi);
     b.d = cuda_kernels_alloc_bytes(n * sizeof(int32_t));
     cuda_kernels_to_device(b.d, b.h, n * sizeof(int32_t));
     return b;

@@ -11,8 +11,8 @@
 
 #include "cuda/kernels_cuda.h"
 #include "gpu_check.h"
-#include "model.h"
 #include "optim.h"
+#include "params.h"
 
 #define STEPS 10
 

@@ -1,11 +1,11 @@
-/* model.h: the flat parameter and gradient arenas and their named-tensor table.
+/* params.h: the flat parameter and gradient arenas and their named-tensor table.
  *
  * All parameters of a model live in one allocation, all gradients in another, so one
  * all-reduce, one optimizer loop and one checkpoint pass cover the whole model. A job
  * declares its tensors (name, shape, whether weight decay applies), then calls
  * model_alloc(); views are params + offset. */
-#ifndef DTRAIN_MODEL_H
-#define DTRAIN_MODEL_H
+#ifndef DTRAIN_PARAMS_H
+#define DTRAIN_PARAMS_H
 
 #include <stddef.h>
 

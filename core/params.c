@@ -1,4 +1,4 @@
-#include "model.h"
+#include "params.h"
 
 #include <stdlib.h>
 #include <string.h>

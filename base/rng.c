@@ -2,7 +2,7 @@
 
 #include <math.h>
 
-static uint64_t splitmix64(uint64_t *x) {
+uint64_t rng_splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -11,8 +11,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void rng_seed(rng *r, uint64_t seed, uint64_t stream) {
     /* mixing the stream through splitmix first keeps (seed, stream) pairs far apart */
-    uint64_t x = seed ^ (splitmix64(&(uint64_t){stream}) * 0xD1B54A32D192ED03ull);
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    uint64_t x = seed ^ (rng_splitmix64(&(uint64_t){stream}) * 0xD1B54A32D192ED03ull);
+    for (int i = 0; i < 4; i++) r->s[i] = rng_splitmix64(&x);
 }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
