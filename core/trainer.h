@@ -44,8 +44,8 @@ typedef struct trainer {
     void *js;           /* the job's state */
     int resumed;        /* set up from a checkpoint */
     int resume_job_state; /* resumed inside an epoch whose data state the job must restore */
-    uint8_t *resume_state;
-    size_t resume_state_len;
+    ckpt_field *resume_fields; /* the job's state_fields as read from the checkpoint */
+    int resume_nfields;
     int resume_world;
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
     struct {
