@@ -470,8 +470,9 @@ static void field_types(ckpt_type type, hid_t *ftype, hid_t *mtype) {
 static int put_scalar_field(writer *w, const ckpt_field *f, hid_t ftype, hid_t mtype) {
     char gpath[PATH_LEN];
     snprintf(gpath, sizeof gpath, "/%s", f->group);
-    hid_t g = H5Lexists(w->file, gpath, H5P_DEFAULT) > 0 ? H5Gopen2(w->file, gpath, H5P_DEFAULT)
-                                                        : H5Gcreate2(w->file, gpath, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = H5Lexists(w->file, gpath, H5P_DEFAULT) > 0
+                  ? H5Gopen2(w->file, gpath, H5P_DEFAULT)
+                  : H5Gcreate2(w->file, gpath, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (g < 0) return w_fail_h5(w, "create group", gpath);
     int rc = put_attr_at(w, g, f->name, ftype, mtype, f->data);
     H5Gclose(g);

@@ -58,7 +58,8 @@ static int split_blob(const uint8_t *buf, size_t len, loaded_state *s, const uin
     for (int i = 0; i < TRAIN_STATE_N && k < 2; i++) {
         if (TRAIN_STATE[i].v1_name) continue;
         double *col = xmalloc(h.world * sizeof *col);
-        for (uint32_t r = 0; r < h.world; r++) memcpy(&col[r], buf + sizeof h + r * per + (size_t)k * sizeof(double), sizeof(double));
+        for (uint32_t r = 0; r < h.world; r++)
+            memcpy(&col[r], buf + sizeof h + r * per + (size_t)k * sizeof(double), sizeof(double));
         s->trainer[i] = (ckpt_field){"", TRAIN_STATE[i].name, CKPT_F64, 1, {h.world, 0}, col};
         k++;
     }

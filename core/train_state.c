@@ -17,31 +17,34 @@
 #include "train_state.h"
 #include "util.h"
 
-_Static_assert(sizeof(long) == sizeof(int64_t), "the table stores long members as int64");
+/* A trainer member's offset, checked at compile time to hold n values of the type. */
+#define AT(member, type, n)                                                                         \
+    (offsetof(trainer, member) +                                                                   \
+     0 * sizeof(char[sizeof(((trainer *)0)->member) == STATE_TYPE_SIZE(type) * (n) ? 1 : -1]))
+/* One value of the run: an attribute of /train_state, read back into the same member. */
+#define RUN(name, type, member, v1) {name, type, 0, AT(member, type, 1), AT(member, type, 1), 0, v1}
+/* n values per rank: a dataset [world_size] or [world_size, n] gathered from every rank. */
+#define PER_RANK(name, type, n, member, on_resize, v1) \
+    {name, type, n, AT(member, type, n), AT(member, type, n), on_resize, v1}
 
-#define AT(member) offsetof(trainer, member)
-
-/* The trainer's training state. per_rank = 0: one value of the run, an attribute; n > 0: n
- * values per rank, a dataset [world_size(, n)] gathered from every rank. `into` is where a
- * resume puts the value (the same member, except for world_size: the saving world). */
+/* The trainer's training state, one line per field. The last column is where format 1 kept
+ * it (ckpt_v1.c; NULL: in its byte blob). */
 const state_entry TRAIN_STATE[] = {
-    /* name             type      per_rank at                   into                 on another world */
-    {"step",            CKPT_I64, 0, AT(step),            AT(step),            0,                "step"},
-    {"epoch",           CKPT_I64, 0, AT(epoch),           AT(epoch),           0,                "epoch"},
-    {"step_in_epoch",   CKPT_I64, 0, AT(step_in_epoch),   AT(step_in_epoch),   0,                "step_in_epoch"},
-    {"epoch_steps",     CKPT_I64, 0, AT(epoch_steps),     AT(epoch_steps),     0,                "epoch_steps"},
-    {"optimizer_steps", CKPT_I64, 0, AT(opt.t),           AT(opt.t),           0,                "opt_t"},
-    {"lr",              CKPT_F64, 0, AT(lr),              AT(lr),              0,                "lr"},
-    {"world_size",      CKPT_I32, 0, AT(world),           AT(resume_world),    0,                "world_size"},
-    {"rng",             CKPT_U64, 4, AT(rng),             AT(rng),             RESIZE_RESEED,    "rng_states"},
-    {"epoch_loss_sum",  CKPT_F64, 1, AT(epoch_loss_sum),  AT(epoch_loss_sum),  RESIZE_SUM_RANK0, NULL},
-    {"epoch_items",     CKPT_F64, 1, AT(epoch_items),     AT(epoch_items),     RESIZE_SUM_RANK0, NULL},
+    RUN("step", CKPT_I64, step, "step"),                   /* optimizer steps taken */
+    RUN("epoch", CKPT_I64, epoch, "epoch"),                /* the current epoch, from 0 */
+    RUN("step_in_epoch", CKPT_I64, step_in_epoch, "step_in_epoch"),
+    RUN("epoch_steps", CKPT_I64, epoch_steps, "epoch_steps"), /* steps of the current epoch */
+    RUN("optimizer_steps", CKPT_I64, opt.t, "opt_t"),      /* Adam's bias-correction count */
+    RUN("lr", CKPT_F64, lr, "lr"),                         /* the learning rate of the last step */
+    /* the world that wrote the checkpoint: read into resume_world, not world */
+    {"world_size", CKPT_I32, 0, AT(world, CKPT_I32, 1), AT(resume_world, CKPT_I32, 1), 0, "world_size"},
+    PER_RANK("rng", CKPT_U64, 4, rng, RESIZE_RESEED, "rng_states"), /* each rank's stream */
+    PER_RANK("epoch_loss_sum", CKPT_F64, 1, epoch_loss_sum, RESIZE_SUM_RANK0, NULL),
+    PER_RANK("epoch_items", CKPT_F64, 1, epoch_items, RESIZE_SUM_RANK0, NULL),
 };
 const int TRAIN_STATE_N = (int)(sizeof TRAIN_STATE / sizeof TRAIN_STATE[0]);
 
-size_t state_type_size(ckpt_type type) {
-    return type == CKPT_I32 ? 4 : type == CKPT_U8 ? 1 : 8;
-}
+size_t state_type_size(ckpt_type type) { return STATE_TYPE_SIZE(type); }
 
 /* ---- tensors ------------------------------------------------------------------------ */
 
@@ -197,7 +200,7 @@ static int apply_fields(trainer *t, loaded_state *s) {
         const state_entry *e = &TRAIN_STATE[i];
         if (e->per_rank) continue;
         memcpy((char *)t + e->into, &s->vals[i], state_type_size(e->type));
-        if (e->into == AT(resume_world)) saved_world = t->resume_world;
+        if (e->into == offsetof(trainer, resume_world)) saved_world = t->resume_world;
     }
     if (saved_world < 1) return -1;
     for (int i = 0; i < TRAIN_STATE_N; i++)

@@ -25,6 +25,7 @@ extern const int TRAIN_STATE_N;
 #define TRAIN_STATE_MAX 32     /* trainer and job fields of one checkpoint */
 #define JOB_STATE_MAX 8
 
+#define STATE_TYPE_SIZE(type) ((type) == CKPT_I32 ? 4 : (type) == CKPT_U8 ? 1 : 8)
 size_t state_type_size(ckpt_type type);
 
 /* The training state as read from a checkpoint, before it goes into the trainer. */
