@@ -106,6 +106,8 @@ static int gather_job_fields(trainer *t, ckpt_field *f) {
     const ckpt_field *decl = t->job->save_state ? t->job->state_fields : NULL;
     int n = 0;
     for (; decl && decl[n].name; n++) {
+        if (n == JOB_STATE_MAX) trainer_fail(t, EXIT_RUNTIME, "internal error: %s declares more than %d state fields",
+                                             t->job->name, JOB_STATE_MAX);
         f[n] = decl[n];
         f[n].group = "job_state";
         f[n].data = NULL;
@@ -164,7 +166,7 @@ static int read_fields(ckpt *c, const job *j, loaded_state *s, char *err, size_t
                                      {0, 0}, e->per_rank ? NULL : &s->vals[i]};
         if (ckpt_read_field(c, &s->trainer[i], err, errlen) != 0) return -1;
     }
-    for (int i = 0; j->state_fields && j->state_fields[i].name; i++) {
+    for (int i = 0; j->state_fields && j->state_fields[i].name && i < JOB_STATE_MAX; i++) {
         s->job[i] = j->state_fields[i];
         s->job[i].group = "job_state";
         s->job[i].data = s->job[i].ndim == 0 ? xcalloc(1, 8) : NULL;
