@@ -830,3 +830,43 @@ Test(ckpt, crash_mid_write_keeps_previous) {
     cr_assert_eq(count_temps(tmp), 0);
     check_state(path_join(tmp, "ckpt-00000003.h5").s, 3, 3.0f);
 }
+
+/* ---- format 1 ------------------------------------------------------------------------- */
+
+/* The committed format-1 checkpoint opens, and its state reads from where format 1 kept
+ * it: root attributes, /rng_states and the /job_state blob (ckpt_v1.c turns these into the
+ * format-2 record; it_ckpt_v1 resumes from it). */
+Test(ckpt, format_1_opens_and_reads) {
+    h5_marks ids = h5_mark();
+    const char *src = getenv("DTRAIN_SOURCE_DIR");
+    char path[2048], err[512] = "";
+    snprintf(path, sizeof path, "%s/tests/data/ckpt-v1-classify-mlp.h5", src ? src : ".");
+    ckpt *c = open_ok(path);
+    const ckpt_meta *m = ckpt_get_meta(c);
+    cr_assert_eq(m->format_version, 1);
+    cr_assert_str_eq(m->job, "classify");
+    cr_assert(strstr(m->config_text, "model = mlp\n"), "%s", m->config_text);
+    int64_t step = 0, opt_t = 0;
+    int32_t world = 0;
+    ckpt_field f_step = {"", "step", CKPT_I64, 0, {0, 0}, &step};
+    ckpt_field f_opt = {"", "opt_t", CKPT_I64, 0, {0, 0}, &opt_t};
+    ckpt_field f_world = {"", "world_size", CKPT_I32, 0, {0, 0}, &world};
+    cr_assert_eq(ckpt_read_field(c, &f_step, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read_field(c, &f_opt, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read_field(c, &f_world, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(step, 40);
+    cr_assert_eq(opt_t, 40);
+    cr_assert_eq(world, 2);
+    ckpt_field rng = {"", "rng_states", CKPT_U64, 2, {0, 0}, NULL};
+    cr_assert_eq(ckpt_read_field(c, &rng, err, sizeof err), 0, "%s", err);
+    cr_assert(rng.dims[0] == 2 && rng.dims[1] == 4);
+    free(rng.data);
+    /* the blob: a 16-byte header, 2 ranks x 2 doubles, 1 + 8,000 bytes of image_epoch */
+    ckpt_field blob = {"", "job_state", CKPT_U8, 1, {0, 0}, NULL};
+    cr_assert_eq(ckpt_read_field(c, &blob, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(blob.dims[0], 16 + 2 * 16 + 1 + 8000);
+    free(blob.data);
+    cr_assert_eq(ckpt_count(c, "params"), 4);
+    ckpt_close(c);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
+}
