@@ -143,8 +143,12 @@ static double plain_read(model *m, const char *path) {
 
 static double ckpt_write_timed(model *m, const char *dir) {
     uint64_t rng[4] = {1, 2, 3, 4};
-    ckpt_meta meta = {.job = "bench", .step = 1000, .world_size = 1, .lr = 3e-4,
-                      .config_text = "model = bench\n", .rng_states = rng};
+    int64_t step = 1000;
+    double lr = 3e-4;
+    const ckpt_field fields[] = {{"train_state", "step", CKPT_I64, 0, {0, 0}, &step},
+                                 {"train_state", "lr", CKPT_F64, 0, {0, 0}, &lr},
+                                 {"train_state", "rng", CKPT_U64, 2, {1, 4}, rng}};
+    ckpt_meta meta = {.job = "bench", .config_text = "model = bench\n", .fields = fields, .nfields = 3};
     char err[512];
     point_tensors(m, 0);
     double t0 = now_sec();

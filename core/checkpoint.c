@@ -23,6 +23,7 @@
 
 #include <hdf5.h>
 
+#include "ds_util.h"
 #include "util.h"
 
 #define PATH_LEN 4096
@@ -33,89 +34,21 @@
 #define LATEST_TMP ".latest.tmp"
 #define MAX_RANK 32 /* H5S_MAX_RANK */
 
-static const char *const REQUIRED_ATTRS[] = {"format_version", "job", "step", "epoch",
-                                             "step_in_epoch", "world_size", "config", "lr",
-                                             "metrics"};
-#define NREQUIRED (int)(sizeof REQUIRED_ATTRS / sizeof REQUIRED_ATTRS[0])
-
-/* ---- messages ------------------------------------------------------------------------ */
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* one line, whatever a path or an HDF5 message contained */
-        for (char *p = err; *p; p++)
-            if (*p == '\n' || *p == '\r') *p = ' ';
-    }
-    return -1;
-}
-
-/* HDF5 prints its whole error stack to stderr by default; we report one line of our own.
- * The caller's handler is restored afterwards. */
-typedef struct {
-    H5E_auto2_t func;
-    void *data;
-} h5_quiet;
-
-static void quiet_begin(h5_quiet *q) {
-    q->func = NULL;
-    q->data = NULL;
-    H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_end(const h5_quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
-
-/* Why an HDF5 call failed. The file drivers put the OS errno into their message text
- * ("... errno = 28, error message = ..."); a user needs strerror of it, not the stack. */
-typedef struct {
-    int sys_errno;
-    int corrupt; /* a data (Fletcher32) or metadata checksum failed */
-    char desc[256];
-} h5_why;
-
-static herr_t why_entry(unsigned n, const H5E_error2_t *e, void *data) {
-    h5_why *w = data;
-    const char *d = e->desc ? e->desc : "";
-    if (n == 0 && d[0]) snprintf(w->desc, sizeof w->desc, "%s", d);
-    const char *p = strstr(d, "errno = ");
-    if (p && w->sys_errno == 0) w->sys_errno = atoi(p + strlen("errno = "));
-    if (strstr(d, "Fletcher32") || strstr(d, "checksum")) w->corrupt = 1;
-    return 0;
-}
-
-/* Call right after the failing call: the next HDF5 call clears the error stack. */
-static h5_why why_now(void) {
-    h5_why w = {0, 0, "unknown HDF5 error"};
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, why_entry, &w);
-    return w;
-}
-
-static const char *why_text(const h5_why *w) {
-    if (w->corrupt) return "checksum mismatch (the file is corrupt)";
-    if (w->sys_errno > 0) return strerror(w->sys_errno);
-    return w->desc;
-}
+/* ---- messages (ds_fail, h5_quiet_*, h5_error_reason: datasets/ds_util.h) ------------- */
 
 /* "PATH: OP OBJECT: REASON", the reason taken from the HDF5 error stack */
 static int fail_h5(char *err, size_t errlen, const char *path, const char *op,
                    const char *object) {
-    h5_why w = why_now();
-    return fail(err, errlen, "%s: %s%s%s: %s", path, op, object ? " " : "", object ? object : "",
-                why_text(&w));
+    char why[256];
+    h5_error_reason(why, sizeof why);
+    return ds_fail(err, errlen, "%s: %s%s%s: %s", path, op, object ? " " : "", object ? object : "", why);
 }
 
 /* ---- small file-system helpers ------------------------------------------------------- */
 
 static int join(char *out, const char *dir, const char *name, char *err, size_t errlen) {
     int n = snprintf(out, PATH_LEN, "%s/%s", dir, name);
-    if (n < 0 || n >= PATH_LEN) return fail(err, errlen, "%s/%s: path too long", dir, name);
+    if (n < 0 || n >= PATH_LEN) return ds_fail(err, errlen, "%s/%s: path too long", dir, name);
     return 0;
 }
 
@@ -133,13 +66,13 @@ static int has_suffix(const char *s, const char *suffix) {
  * descriptor of the file flushes all of its dirty pages. */
 static int fsync_path(const char *path, int is_dir, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY | O_CLOEXEC | (is_dir ? O_DIRECTORY : 0));
-    if (fd < 0) return fail(err, errlen, "%s: open for fsync: %s", path, strerror(errno));
+    if (fd < 0) return ds_fail(err, errlen, "%s: open for fsync: %s", path, strerror(errno));
     /* some file systems cannot fsync a directory (EINVAL); their renames are as durable
      * as they get */
     int rc = fsync(fd), e = errno;
     close(fd);
     if (rc != 0 && !(is_dir && e == EINVAL))
-        return fail(err, errlen, "%s: fsync: %s", path, strerror(e));
+        return ds_fail(err, errlen, "%s: fsync: %s", path, strerror(e));
     return 0;
 }
 
@@ -300,9 +233,11 @@ static int checksum_ok(const uint8_t *chunk, size_t nbytes) {
     return stored == f || stored == swapped;
 }
 
-/* A dataset's chunks as runs of its row-major array. That holds when the chunk shape is 1
- * up to some dimension j, anything at j, and whole after j, which is what chunk_dims makes;
- * then chunk k along dimension j (and any index before it) covers one contiguous run. */
+/* A dataset's grid of chunks (or of blocks read through HDF5), walked row-major; the one walk
+ * for writing, reading and verifying. The chunks are runs of the row-major array when the
+ * chunk shape is 1 up to some dimension j, anything at j, and whole after j, which is what
+ * chunk_dims makes; then chunk k along dimension j (and any index before it) covers one
+ * contiguous run, and grid_init returns 0 (else -1, with the grid still set up). */
 typedef struct {
     int ndim, j;
     hsize_t dims[MAX_RANK], chunk[MAX_RANK], start[MAX_RANK];
@@ -385,13 +320,17 @@ static int w_fail_h5(writer *w, const char *op, const char *object) {
     return rc;
 }
 
-static int put_attr(writer *w, const char *key, hid_t ftype, hid_t mtype, const void *val) {
+static int put_attr_at(writer *w, hid_t loc, const char *key, hid_t ftype, hid_t mtype, const void *val) {
     hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = space < 0 ? -1 : H5Acreate2(w->file, key, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t a = space < 0 ? -1 : H5Acreate2(loc, key, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
     int rc = a < 0 || H5Awrite(a, mtype, val) < 0 ? w_fail_h5(w, "write attribute", key) : 0;
     if (a >= 0) H5Aclose(a);
     if (space >= 0) H5Sclose(space);
     return rc;
+}
+
+static int put_attr(writer *w, const char *key, hid_t ftype, hid_t mtype, const void *val) {
+    return put_attr_at(w, w->file, key, ftype, mtype, val);
 }
 
 /* Fixed-length (the text is stored in the attribute itself, under the object header's
@@ -416,21 +355,9 @@ static int write_attrs(writer *w, const ckpt_meta *m) {
     char job[sizeof m->job + 1];
     snprintf(job, sizeof job, "%.*s", (int)sizeof m->job, m->job);
     if (put_attr(w, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &version) ||
-        put_str_attr(w, "job", job) ||
-        put_attr(w, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step) ||
-        put_attr(w, "epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->epoch) ||
-        put_attr(w, "step_in_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &m->step_in_epoch) ||
-        put_attr(w, "world_size", H5T_STD_I32LE, H5T_NATIVE_INT, &m->world_size) ||
-        put_str_attr(w, "config", m->config_text) ||
-        put_attr(w, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &m->lr) ||
+        put_str_attr(w, "job", job) || put_str_attr(w, "config", m->config_text) ||
         put_str_attr(w, "metrics", m->metrics_json))
         return -1;
-    for (int i = 0; i < m->nextra; i++) {
-        const ckpt_extra *x = &m->extra[i];
-        int rc = x->is_int ? put_attr(w, x->key, H5T_STD_I64LE, H5T_NATIVE_INT64, &x->i)
-                           : put_attr(w, x->key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &x->d);
-        if (rc) return -1;
-    }
     return 0;
 }
 
@@ -473,7 +400,7 @@ static int write_chunks(writer *w, hid_t ds, const char *dpath, int ndim, const 
     chunk_grid g;
     chunk_dims(ndim, dims, elem, chunk);
     if (grid_init(&g, ndim, dims, chunk, elem) != 0)
-        return fail(w->err, w->errlen, "%s: %s: unexpected chunk shape", w->tmp, dpath);
+        return ds_fail(w->err, w->errlen, "%s: %s: unexpected chunk shape", w->tmp, dpath);
     if (!w->chunk_buf) w->chunk_buf = xmalloc(CHUNK_BYTES + 4);
     do {
         size_t first, count;
@@ -528,12 +455,43 @@ static int put_dataset(writer *w, const char *dpath, hid_t ftype, hid_t mtype, i
     return rc;
 }
 
-static int write_state(writer *w, const ckpt_meta *m) {
-    hsize_t rng_dims[2] = {(hsize_t)m->world_size, 4};
-    hsize_t js_dims[1] = {(hsize_t)m->job_state_len};
-    if (put_dataset(w, "/rng_states", H5T_STD_U64LE, H5T_NATIVE_UINT64, 2, rng_dims, m->rng_states))
-        return -1;
-    return put_dataset(w, "/job_state", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, js_dims, m->job_state);
+/* The file type (little-endian, as the tensors) and the memory type of a field's values. */
+static void field_types(ckpt_type type, hid_t *ftype, hid_t *mtype) {
+    switch (type) {
+    case CKPT_I32: *ftype = H5T_STD_I32LE, *mtype = H5T_NATIVE_INT32; break;
+    case CKPT_I64: *ftype = H5T_STD_I64LE, *mtype = H5T_NATIVE_INT64; break;
+    case CKPT_F64: *ftype = H5T_IEEE_F64LE, *mtype = H5T_NATIVE_DOUBLE; break;
+    case CKPT_U64: *ftype = H5T_STD_U64LE, *mtype = H5T_NATIVE_UINT64; break;
+    default: *ftype = H5T_STD_U8LE, *mtype = H5T_NATIVE_UINT8; break;
+    }
+}
+
+/* A scalar field: an attribute of its group, which is made if this is its first field. */
+static int put_scalar_field(writer *w, const ckpt_field *f, hid_t ftype, hid_t mtype) {
+    char gpath[PATH_LEN];
+    snprintf(gpath, sizeof gpath, "/%s", f->group);
+    hid_t g = H5Lexists(w->file, gpath, H5P_DEFAULT) > 0
+                  ? H5Gopen2(w->file, gpath, H5P_DEFAULT)
+                  : H5Gcreate2(w->file, gpath, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return w_fail_h5(w, "create group", gpath);
+    int rc = put_attr_at(w, g, f->name, ftype, mtype, f->data);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_fields(writer *w, const ckpt_meta *m) {
+    for (int i = 0; i < m->nfields; i++) {
+        const ckpt_field *f = &m->fields[i];
+        hid_t ftype, mtype;
+        field_types(f->type, &ftype, &mtype);
+        char dpath[PATH_LEN];
+        snprintf(dpath, sizeof dpath, "/%s/%s", f->group, f->name);
+        hsize_t dims[2] = {f->ndim > 0 ? (hsize_t)f->dims[0] : 1, f->ndim > 1 ? (hsize_t)f->dims[1] : 1};
+        int rc = f->ndim == 0 ? put_scalar_field(w, f, ftype, mtype)
+                              : put_dataset(w, dpath, ftype, mtype, f->ndim, dims, f->data);
+        if (rc) return -1;
+    }
+    return 0;
 }
 
 /* The fault tests' crash in the middle of a checkpoint: what was written so far reaches the
@@ -613,7 +571,7 @@ static int room_for_metadata(writer *w) {
     unsigned long long need = 2ull * cur_size + (64u << 10);
     unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
     if (avail >= need) return 0;
-    return fail(w->err, w->errlen, "%s: flush: %s (%llu KiB free, the metadata needs %llu KiB)",
+    return ds_fail(w->err, w->errlen, "%s: flush: %s (%llu KiB free, the metadata needs %llu KiB)",
                 w->tmp, strerror(ENOSPC), avail >> 10, need >> 10);
 }
 
@@ -637,7 +595,7 @@ static int close_file(writer *w) {
 static int write_temp(writer *w, const ckpt_meta *m, const ckpt_tensor *ts, int n) {
     w->file = create_file(w);
     if (w->file < 0) return -1;
-    if (write_attrs(w, m) || write_state(w, m) || write_tensors(w, ts, n)) {
+    if (write_attrs(w, m) || write_fields(w, m) || write_tensors(w, ts, n)) {
         abandon_file(w);
         return -1;
     }
@@ -653,7 +611,7 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
         return -1;
     int len = snprintf(line, sizeof line, "%s.h5\n", name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
+    if (fd < 0) return ds_fail(err, errlen, "%s: create: %s", tmp, strerror(errno));
     const char *op = NULL;
     if (write_all(fd, line, (size_t)len) != 0)
         op = "write";
@@ -670,7 +628,7 @@ static int write_latest(const char *dir, const char *name, char *err, size_t err
     }
     if (op) {
         unlink(tmp);
-        return fail(err, errlen, "%s: %s: %s", tmp, op, strerror(e));
+        return ds_fail(err, errlen, "%s: %s: %s", tmp, op, strerror(e));
     }
     return fsync_path(dir, 1, err, errlen);
 }
@@ -727,72 +685,63 @@ static int valid_name(const char *s) {
            strcmp(s, "..") != 0;
 }
 
-static int is_required_attr(const char *key) {
-    for (int i = 0; i < NREQUIRED; i++)
-        if (strcmp(key, REQUIRED_ATTRS[i]) == 0) return 1;
-    return 0;
-}
-
 static int check_meta(const char *dir, const ckpt_meta *m, char *err, size_t errlen) {
-    if (!m) return fail(err, errlen, "%s: checkpoint without metadata", dir);
-    if (m->world_size < 1 || !m->rng_states)
-        return fail(err, errlen, "%s: checkpoint needs world_size >= 1 and its rng_states", dir);
-    if (m->job_state_len > 0 && !m->job_state)
-        return fail(err, errlen, "%s: job_state is NULL but job_state_len is %zu", dir,
-                    m->job_state_len);
-    if (m->nextra < 0 || m->nextra > CKPT_MAX_EXTRA)
-        return fail(err, errlen, "%s: %d extra attributes, at most %d", dir, m->nextra,
-                    CKPT_MAX_EXTRA);
-    for (int i = 0; i < m->nextra; i++) {
-        const char *k = m->extra[i].key;
-        if (!memchr(k, '\0', sizeof m->extra[i].key) || !valid_name(k) || is_required_attr(k))
-            return fail(err, errlen, "%s: bad extra attribute name '%.47s'", dir, k);
+    if (!m) return ds_fail(err, errlen, "%s: checkpoint without metadata", dir);
+    if (m->nfields < 0 || (m->nfields > 0 && !m->fields)) return ds_fail(err, errlen, "%s: bad field list", dir);
+    for (int i = 0; i < m->nfields; i++) {
+        const ckpt_field *f = &m->fields[i];
+        long long n = 1;
+        for (int d = 0; d < f->ndim && d < 2; d++) n *= f->dims[d];
+        if (!valid_name(f->group) || !valid_name(f->name) || f->ndim < 0 || f->ndim > 2 || n < 0 ||
+            (n > 0 && !f->data))
+            return ds_fail(err, errlen, "%s: bad field '%s/%s'", dir, f->group ? f->group : "(null)",
+                        f->name ? f->name : "(null)");
     }
     return 0;
 }
 
 static int check_tensors(const char *dir, const ckpt_tensor *ts, int n, char *err, size_t errlen) {
-    if (n < 0 || (n > 0 && !ts)) return fail(err, errlen, "%s: bad tensor list", dir);
+    if (n < 0 || (n > 0 && !ts)) return ds_fail(err, errlen, "%s: bad tensor list", dir);
     for (int i = 0; i < n; i++) {
         const ckpt_tensor *t = &ts[i];
         if (!valid_name(t->group) || !valid_name(t->name))
-            return fail(err, errlen, "%s: tensor %d: bad name '%s/%s'", dir, i,
+            return ds_fail(err, errlen, "%s: tensor %d: bad name '%s/%s'", dir, i,
                         t->group ? t->group : "(null)", t->name ? t->name : "(null)");
         if (t->ndim < 1 || t->ndim > 4)
-            return fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", dir, t->group, t->name,
+            return ds_fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", dir, t->group, t->name,
                         t->ndim);
         long long n_el = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] < 0)
-                return fail(err, errlen, "%s: %s/%s: negative dimension", dir, t->group, t->name);
+                return ds_fail(err, errlen, "%s: %s/%s: negative dimension", dir, t->group, t->name);
             n_el *= t->shape[d];
         }
         if (n_el > 0 && !t->data)
-            return fail(err, errlen, "%s: %s/%s: data is NULL", dir, t->group, t->name);
+            return ds_fail(err, errlen, "%s: %s/%s: data is NULL", dir, t->group, t->name);
     }
     return 0;
 }
 
 static int make_paths(writer *w, char *err, size_t errlen) {
     if (!valid_name(w->name) || w->name[0] == '.')
-        return fail(err, errlen, "%s: bad checkpoint name '%s'", w->dir, w->name ? w->name : "");
+        return ds_fail(err, errlen, "%s: bad checkpoint name '%s'", w->dir, w->name ? w->name : "");
     int a = snprintf(w->final, PATH_LEN, "%s/%s.h5", w->dir, w->name);
     int b = snprintf(w->tmp, PATH_LEN, "%s/.%s.h5.tmp", w->dir, w->name);
     if (a < 0 || a >= PATH_LEN || b < 0 || b >= PATH_LEN)
-        return fail(err, errlen, "%s/%s: path too long", w->dir, w->name);
+        return ds_fail(err, errlen, "%s/%s: path too long", w->dir, w->name);
     return 0;
 }
 
 /* The temporary file on disk, then under its real name, durably. */
 static int write_and_rename(writer *w, const ckpt_meta *m, const ckpt_tensor *ts, int n) {
     h5_quiet q;
-    quiet_begin(&q);
+    h5_quiet_begin(&q);
     int rc = write_temp(w, m, ts, n);
-    quiet_end(&q);
+    h5_quiet_end(&q);
     free(w->chunk_buf);
     w->chunk_buf = NULL;
     if (rc == 0 && rename(w->tmp, w->final) != 0)
-        rc = fail(w->err, w->errlen, "%s: rename from %s: %s", w->final, w->tmp, strerror(errno));
+        rc = ds_fail(w->err, w->errlen, "%s: rename from %s: %s", w->final, w->tmp, strerror(errno));
     if (rc != 0) {
         unlink(w->tmp);
         return -1;
@@ -803,7 +752,7 @@ static int write_and_rename(writer *w, const ckpt_meta *m, const ckpt_tensor *ts
 int ckpt_write(const char *dir, const char *name, const ckpt_meta *meta,
                const ckpt_tensor *tensors, int ntensors, int keep, char *err, size_t errlen) {
     writer w = {.dir = dir, .name = name, .file = -1, .err = err, .errlen = errlen};
-    if (!dir || !dir[0]) return fail(err, errlen, "checkpoint directory not set");
+    if (!dir || !dir[0]) return ds_fail(err, errlen, "checkpoint directory not set");
     if (make_paths(&w, err, errlen) || check_meta(dir, meta, err, errlen) ||
         check_tensors(dir, tensors, ntensors, err, errlen) || mkdir_p(dir, err, errlen))
         return -1;
@@ -821,8 +770,6 @@ struct ckpt {
     hid_t file;
     ckpt_meta meta;
     char *config, *metrics; /* what meta's borrowed pointers point at */
-    uint64_t *rng;
-    uint8_t *job_state;
     uint8_t *scratch; /* one chunk (and its checksum), for verifying and reading */
     size_t scratch_len;
     char *err;
@@ -842,7 +789,7 @@ static int c_fail_h5(ckpt *c, const char *op, const char *object) {
 static hid_t open_attr(ckpt *c, const char *key) {
     htri_t ex = H5Aexists(c->file, key);
     if (ex < 0) return c_fail_h5(c, "read attribute", key);
-    if (ex == 0) return fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
+    if (ex == 0) return ds_fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
     hid_t a = H5Aopen(c->file, key, H5P_DEFAULT);
     if (a < 0) c_fail_h5(c, "open attribute", key);
     return a;
@@ -888,7 +835,7 @@ static int get_str_attr(ckpt *c, const char *key, char **out) {
     hid_t ft = H5Aget_type(a);
     int rc;
     if (ft < 0 || H5Tget_class(ft) != H5T_STRING)
-        rc = fail(c->err, c->errlen, "%s: attribute '%s' is not a string", c->path, key);
+        rc = ds_fail(c->err, c->errlen, "%s: attribute '%s' is not a string", c->path, key);
     else
         rc = read_str(c, a, ft, key, out);
     if (ft >= 0) H5Tclose(ft);
@@ -900,13 +847,14 @@ static int check_version(ckpt *c) {
     htri_t ex = H5Aexists(c->file, "format_version");
     if (ex < 0) return c_fail_h5(c, "read attribute", "format_version");
     if (ex == 0)
-        return fail(c->err, c->errlen, "%s: not a dtrain checkpoint (no format_version attribute)",
+        return ds_fail(c->err, c->errlen, "%s: not a dtrain checkpoint (no format_version attribute)",
                     c->path);
     int v;
     if (get_attr(c, "format_version", H5T_NATIVE_INT, &v)) return -1;
-    if (v != CKPT_FORMAT_VERSION)
-        return fail(c->err, c->errlen, "%s: format_version %d, expected %d", c->path, v,
+    if (v < 1 || v > CKPT_FORMAT_VERSION)
+        return ds_fail(c->err, c->errlen, "%s: format_version %d, expected 1 to %d", c->path, v,
                     CKPT_FORMAT_VERSION);
+    c->meta.format_version = v;
     return 0;
 }
 
@@ -916,60 +864,16 @@ static int read_attrs(ckpt *c) {
     if (check_version(c) || get_str_attr(c, "job", &job)) return -1;
     snprintf(m->job, sizeof m->job, "%s", job);
     free(job);
-    if (get_attr(c, "step", H5T_NATIVE_INT64, &m->step) ||
-        get_attr(c, "epoch", H5T_NATIVE_INT64, &m->epoch) ||
-        get_attr(c, "step_in_epoch", H5T_NATIVE_INT64, &m->step_in_epoch) ||
-        get_attr(c, "world_size", H5T_NATIVE_INT, &m->world_size) ||
-        get_attr(c, "lr", H5T_NATIVE_DOUBLE, &m->lr) || get_str_attr(c, "config", &c->config) ||
-        get_str_attr(c, "metrics", &c->metrics))
-        return -1;
+    if (get_str_attr(c, "config", &c->config) || get_str_attr(c, "metrics", &c->metrics)) return -1;
     m->config_text = c->config;
     m->metrics_json = c->metrics;
-    if (m->world_size < 1)
-        return fail(c->err, c->errlen, "%s: world_size %d", c->path, m->world_size);
-    return 0;
-}
-
-/* Extras: every other scalar integer or float attribute on "/", in name order. Attributes
- * of other kinds, or beyond CKPT_MAX_EXTRA (which ckpt_write never produces), belong to
- * someone else's tool and are left alone. */
-static herr_t extra_entry(hid_t loc, const char *key, const H5A_info_t *info, void *data) {
-    (void)info;
-    ckpt_meta *m = data;
-    if (is_required_attr(key) || m->nextra == CKPT_MAX_EXTRA ||
-        strlen(key) >= sizeof m->extra[0].key)
-        return 0;
-    hid_t a = H5Aopen(loc, key, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
-    int scalar = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
-    ckpt_extra *x = &m->extra[m->nextra];
-    herr_t rc = 0;
-    if (scalar && (cls == H5T_INTEGER || cls == H5T_FLOAT)) {
-        memset(x, 0, sizeof *x);
-        snprintf(x->key, sizeof x->key, "%s", key);
-        x->is_int = cls == H5T_INTEGER;
-        rc = x->is_int ? H5Aread(a, H5T_NATIVE_INT64, &x->i) : H5Aread(a, H5T_NATIVE_DOUBLE, &x->d);
-        if (rc >= 0) m->nextra++;
-    }
-    if (s >= 0) H5Sclose(s);
-    if (t >= 0) H5Tclose(t);
-    H5Aclose(a);
-    return rc < 0 ? -1 : 0;
-}
-
-static int read_extras(ckpt *c) {
-    hsize_t idx = 0;
-    if (H5Aiterate2(c->file, H5_INDEX_NAME, H5_ITER_INC, &idx, extra_entry, &c->meta) < 0)
-        return c_fail_h5(c, "read attributes", NULL);
     return 0;
 }
 
 /* Opens dpath, checks that it is a dataset of rank `ndim`, and fills dims. */
 static hid_t open_dataset(ckpt *c, const char *dpath, int ndim, hsize_t *dims) {
     if (H5Lexists(c->file, dpath, H5P_DEFAULT) <= 0)
-        return fail(c->err, c->errlen, "%s: dataset %s missing", c->path, dpath);
+        return ds_fail(c->err, c->errlen, "%s: dataset %s missing", c->path, dpath);
     hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
     if (ds < 0) return c_fail_h5(c, "open", dpath);
     hid_t sp = H5Dget_space(ds);
@@ -978,7 +882,7 @@ static hid_t open_dataset(ckpt *c, const char *dpath, int ndim, hsize_t *dims) {
     if (sp >= 0) H5Sclose(sp);
     if (!ok) {
         H5Dclose(ds);
-        return fail(c->err, c->errlen, "%s: %s: expected %d dimensions, found %d", c->path, dpath,
+        return ds_fail(c->err, c->errlen, "%s: %s: expected %d dimensions, found %d", c->path, dpath,
                     ndim, nd);
     }
     return ds;
@@ -993,34 +897,6 @@ static int read_all(ckpt *c, hid_t ds, const char *dpath, hid_t mtype, void *out
     return rc;
 }
 
-static int read_rng(ckpt *c) {
-    hsize_t dims[2];
-    hid_t ds = open_dataset(c, "/rng_states", 2, dims);
-    if (ds < 0) return -1;
-    if (dims[0] != (hsize_t)c->meta.world_size || dims[1] != 4) {
-        H5Dclose(ds);
-        return fail(c->err, c->errlen, "%s: /rng_states is [%llu, %llu], expected [%d, 4]", c->path,
-                    (unsigned long long)dims[0], (unsigned long long)dims[1], c->meta.world_size);
-    }
-    c->rng = xmalloc((size_t)dims[0] * 4 * sizeof *c->rng);
-    c->meta.rng_states = c->rng;
-    return read_all(c, ds, "/rng_states", H5T_NATIVE_UINT64, c->rng);
-}
-
-static int read_job_state(ckpt *c) {
-    hsize_t dims[1];
-    hid_t ds = open_dataset(c, "/job_state", 1, dims);
-    if (ds < 0) return -1;
-    c->meta.job_state_len = (size_t)dims[0];
-    if (dims[0] == 0) {
-        H5Dclose(ds);
-        return 0;
-    }
-    c->job_state = xmalloc((size_t)dims[0]);
-    c->meta.job_state = c->job_state;
-    return read_all(c, ds, "/job_state", H5T_NATIVE_UINT8, c->job_state);
-}
-
 /* ---- verification: every dataset read once, through its checksum ---------------------- */
 
 /* The block shape to read: the dataset's own chunks (each read is one chunk, checked once),
@@ -1033,40 +909,21 @@ static void block_dims(hid_t ds, int ndim, const hsize_t *dims, size_t elem, hsi
     if (!chunked) chunk_dims(ndim, dims, elem, block);
 }
 
-/* One dataset read block by block into the scratch buffer. */
-typedef struct {
-    hid_t ds, type, fspace;
-    const char *dpath;
-    int ndim;
-    hsize_t dims[MAX_RANK], block[MAX_RANK], start[MAX_RANK];
-} block_reader;
-
-/* Reads the block at r->start of the row-major grid of blocks. */
-static int read_block(ckpt *c, block_reader *r) {
+/* Reads the block at g->start of the dataset's grid of blocks into the scratch buffer. */
+static int read_block(ckpt *c, hid_t ds, hid_t type, hid_t fspace, const char *dpath, const chunk_grid *g) {
     hsize_t count[MAX_RANK];
-    for (int d = 0; d < r->ndim; d++) {
-        hsize_t left = r->dims[d] - r->start[d];
-        count[d] = left < r->block[d] ? left : r->block[d];
+    for (int d = 0; d < g->ndim; d++) {
+        hsize_t left = g->dims[d] - g->start[d];
+        count[d] = left < g->chunk[d] ? left : g->chunk[d];
     }
-    if (H5Sselect_hyperslab(r->fspace, H5S_SELECT_SET, r->start, NULL, count, NULL) < 0)
-        return c_fail_h5(c, "read", r->dpath);
-    hid_t mspace = H5Screate_simple(r->ndim, count, NULL);
-    if (mspace < 0) return c_fail_h5(c, "read", r->dpath);
+    if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, g->start, NULL, count, NULL) < 0)
+        return c_fail_h5(c, "read", dpath);
+    hid_t mspace = H5Screate_simple(g->ndim, count, NULL);
+    if (mspace < 0) return c_fail_h5(c, "read", dpath);
     int rc = 0;
-    if (H5Dread(r->ds, r->type, mspace, r->fspace, H5P_DEFAULT, c->scratch) < 0)
-        rc = c_fail_h5(c, "read", r->dpath);
+    if (H5Dread(ds, type, mspace, fspace, H5P_DEFAULT, c->scratch) < 0) rc = c_fail_h5(c, "read", dpath);
     H5Sclose(mspace);
     return rc;
-}
-
-/* Advances r->start to the next block, last dimension fastest; 0 after the last one. */
-static int next_block(block_reader *r) {
-    for (int d = r->ndim - 1; d >= 0; d--) {
-        r->start[d] += r->block[d];
-        if (r->start[d] < r->dims[d]) return 1;
-        r->start[d] = 0;
-    }
-    return 0;
 }
 
 static void ensure_scratch(ckpt *c, size_t need) {
@@ -1076,24 +933,28 @@ static void ensure_scratch(ckpt *c, size_t need) {
     c->scratch_len = need;
 }
 
+/* Every block read once through HDF5's reader (and so its filters), in the order of the
+ * same grid walk as the raw path; the blocks need not be runs of the array here. */
 static int verify_blocks(ckpt *c, hid_t ds, hid_t type, hid_t fspace, const char *dpath) {
-    block_reader r = {.ds = ds, .type = type, .fspace = fspace, .dpath = dpath};
     size_t elem = H5Tget_size(type);
-    r.ndim = H5Sget_simple_extent_ndims(fspace);
-    if (r.ndim < 0 || r.ndim > MAX_RANK || elem == 0) return c_fail_h5(c, "read", dpath);
-    if (r.ndim == 0) { /* a scalar: one element, no selection */
+    int ndim = H5Sget_simple_extent_ndims(fspace);
+    if (ndim < 0 || ndim > MAX_RANK || elem == 0) return c_fail_h5(c, "read", dpath);
+    if (ndim == 0) { /* a scalar: one element, no selection */
         ensure_scratch(c, elem);
         if (H5Dread(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, c->scratch) < 0)
             return c_fail_h5(c, "read", dpath);
         return 0;
     }
-    H5Sget_simple_extent_dims(fspace, r.dims, NULL);
-    if (nelems(r.ndim, r.dims) == 0) return 0;
-    block_dims(ds, r.ndim, r.dims, elem, r.block);
-    ensure_scratch(c, (size_t)nelems(r.ndim, r.block) * elem);
+    hsize_t dims[MAX_RANK], block[MAX_RANK];
+    H5Sget_simple_extent_dims(fspace, dims, NULL);
+    if (nelems(ndim, dims) == 0) return 0;
+    block_dims(ds, ndim, dims, elem, block);
+    chunk_grid g;
+    grid_init(&g, ndim, dims, block, elem); /* whether blocks are runs does not matter here */
+    ensure_scratch(c, g.chunk_bytes);
     do {
-        if (read_block(c, &r)) return -1;
-    } while (next_block(&r));
+        if (read_block(c, ds, type, fspace, dpath, &g)) return -1;
+    } while (grid_next(&g));
     return 0;
 }
 
@@ -1127,13 +988,13 @@ static int read_chunks(ckpt *c, hid_t ds, const char *dpath, chunk_grid *g, void
         if (H5Dget_chunk_storage_size(ds, g->start, &stored) < 0)
             return c_fail_h5(c, "read", dpath);
         if (stored != g->chunk_bytes + 4)
-            return fail(c->err, c->errlen, "%s: %s: a chunk of %llu bytes, expected %zu (the "
+            return ds_fail(c->err, c->errlen, "%s: %s: a chunk of %llu bytes, expected %zu (the "
                         "file is corrupt)", c->path, dpath, (unsigned long long)stored,
                         g->chunk_bytes + 4);
         if (H5Dread_chunk(ds, H5P_DEFAULT, g->start, &mask, c->scratch) < 0)
             return c_fail_h5(c, "read", dpath);
         if (mask != 0 || !checksum_ok(c->scratch, g->chunk_bytes))
-            return fail(c->err, c->errlen, "%s: %s: checksum mismatch (the file is corrupt)",
+            return ds_fail(c->err, c->errlen, "%s: %s: checksum mismatch (the file is corrupt)",
                         c->path, dpath);
         if (dst) {
             size_t first, count;
@@ -1175,7 +1036,7 @@ static int verify_group(ckpt *c, hid_t grp, const char *prefix, int depth) {
                                H5P_DEFAULT) < 0)
             return c_fail_h5(c, "list group", prefix[0] ? prefix : "/");
         if (snprintf(path, sizeof path, "%s/%s", prefix, name) >= (int)sizeof path)
-            return fail(c->err, c->errlen, "%s: %s/%s: path too long", c->path, prefix, name);
+            return ds_fail(c->err, c->errlen, "%s: %s/%s: path too long", c->path, prefix, name);
         hid_t obj = H5Oopen(grp, name, H5P_DEFAULT);
         if (obj < 0) return c_fail_h5(c, "open", path);
         H5I_type_t kind = H5Iget_type(obj);
@@ -1202,10 +1063,11 @@ static int verify_group(ckpt *c, hid_t grp, const char *prefix, int depth) {
 static int open_file(ckpt *c) {
     hid_t fapl = make_fapl(0);
     if (fapl >= 0) c->file = H5Fopen(c->path, H5F_ACC_RDONLY, fapl);
-    h5_why w = why_now(); /* before H5Pclose clears the error stack */
+    char why[256];
+    h5_error_reason(why, sizeof why); /* before H5Pclose clears the error stack */
     if (fapl >= 0) H5Pclose(fapl);
     if (c->file < 0)
-        return fail(c->err, c->errlen, "%s: cannot open as HDF5: %s", c->path, why_text(&w));
+        return ds_fail(c->err, c->errlen, "%s: cannot open as HDF5: %s", c->path, why);
     /* the whole file is about to be read: let the kernel read ahead while we checksum */
     void *handle = NULL;
     if (H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) >= 0 && handle)
@@ -1244,10 +1106,9 @@ ckpt *ckpt_open(const char *path, char *err, size_t errlen) {
     c->err = err;
     c->errlen = errlen;
     h5_quiet q;
-    quiet_begin(&q);
-    int rc = open_file(c) || read_attrs(c) || read_extras(c) || read_rng(c) || read_job_state(c) ||
-             verify_group(c, c->file, "", 0);
-    quiet_end(&q);
+    h5_quiet_begin(&q);
+    int rc = open_file(c) || read_attrs(c) || verify_group(c, c->file, "", 0);
+    h5_quiet_end(&q);
     c->err = NULL;
     if (rc) {
         ckpt_close(c);
@@ -1257,6 +1118,8 @@ ckpt *ckpt_open(const char *path, char *err, size_t errlen) {
 }
 
 const ckpt_meta *ckpt_get_meta(const ckpt *c) { return &c->meta; }
+
+const char *ckpt_path(const ckpt *c) { return c->path; }
 
 static void shape_text(char *buf, size_t len, int ndim, const hsize_t *dims) {
     size_t n = 0;
@@ -1279,9 +1142,9 @@ static int has_link(hid_t file, const char *group, const char *name) {
 
 int ckpt_has(const ckpt *c, const char *group, const char *name) {
     h5_quiet q;
-    quiet_begin(&q);
+    h5_quiet_begin(&q);
     int yes = has_link(c->file, group, name);
-    quiet_end(&q);
+    h5_quiet_end(&q);
     return yes;
 }
 
@@ -1305,7 +1168,7 @@ static int check_shape(ckpt *c, hid_t ds, const ckpt_tensor *t, const char *dpat
     char a[128] = "?", b[128];
     if (nd >= 0 && nd <= MAX_RANK) shape_text(a, sizeof a, nd, got);
     shape_text(b, sizeof b, t->ndim, want);
-    return fail(c->err, c->errlen, "%s: %s: shape %s in the checkpoint, expected %s", c->path,
+    return ds_fail(c->err, c->errlen, "%s: %s: shape %s in the checkpoint, expected %s", c->path,
                 dpath, a, b);
 }
 
@@ -1325,7 +1188,7 @@ static int read_floats(ckpt *c, hid_t ds, const char *dpath, float *out) {
 
 static int read_tensor(ckpt *c, const ckpt_tensor *t, const char *dpath) {
     if (!has_link(c->file, t->group, t->name))
-        return fail(c->err, c->errlen, "%s: %s: not in the checkpoint", c->path, dpath);
+        return ds_fail(c->err, c->errlen, "%s: %s: not in the checkpoint", c->path, dpath);
     hid_t ds = H5Dopen2(c->file, dpath, H5P_DEFAULT);
     if (ds < 0) return c_fail_h5(c, "open", dpath);
     long long n = 1;
@@ -1338,16 +1201,106 @@ static int read_tensor(ckpt *c, const ckpt_tensor *t, const char *dpath) {
 
 int ckpt_read(ckpt *c, const ckpt_tensor *t, char *err, size_t errlen) {
     if (t->ndim < 1 || t->ndim > 4)
-        return fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", c->path,
+        return ds_fail(err, errlen, "%s: %s/%s: ndim %d, expected 1 to 4", c->path,
                     t->group ? t->group : "", t->name ? t->name : "", t->ndim);
     char dpath[PATH_LEN];
     snprintf(dpath, sizeof dpath, "/%s/%s", t->group ? t->group : "", t->name ? t->name : "");
     c->err = err;
     c->errlen = errlen;
     h5_quiet q;
-    quiet_begin(&q);
+    h5_quiet_begin(&q);
     int rc = read_tensor(c, t, dpath);
-    quiet_end(&q);
+    h5_quiet_end(&q);
+    c->err = NULL;
+    return rc;
+}
+
+/* ---- training-state fields ---------------------------------------------------------- */
+
+static hid_t field_mtype(ckpt_type type) {
+    hid_t ftype, mtype;
+    field_types(type, &ftype, &mtype);
+    return mtype;
+}
+
+static int field_path(const ckpt_field *f, char *gpath, char *dpath) {
+    const char *g = f->group ? f->group : "";
+    if (!valid_name(f->name) || (g[0] && !valid_name(g))) return -1;
+    /* both names are under 256 bytes (valid_name) */
+    snprintf(gpath, PATH_LEN, "/%.255s", g);
+    snprintf(dpath, PATH_LEN, "%s%.255s/%.255s", g[0] ? "/" : "", g, f->name);
+    return 0;
+}
+
+static int has_field(hid_t file, const ckpt_field *f) {
+    char gpath[PATH_LEN], dpath[PATH_LEN];
+    if (field_path(f, gpath, dpath) != 0) return 0;
+    if (f->group && f->group[0] && H5Lexists(file, gpath, H5P_DEFAULT) <= 0) return 0;
+    if (f->ndim == 0) return H5Aexists_by_name(file, gpath, f->name, H5P_DEFAULT) > 0;
+    return H5Lexists(file, dpath, H5P_DEFAULT) > 0;
+}
+
+int ckpt_has_field(const ckpt *c, const ckpt_field *f) {
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    int yes = has_field(c->file, f);
+    h5_quiet_end(&q);
+    return yes;
+}
+
+static int read_scalar_field(ckpt *c, const ckpt_field *f, const char *gpath, const char *dpath) {
+    hid_t a = H5Aopen_by_name(c->file, gpath, f->name, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) return c_fail_h5(c, "open attribute", dpath);
+    hid_t sp = H5Aget_space(a);
+    int scalar = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1;
+    if (sp >= 0) H5Sclose(sp);
+    int rc = !scalar ? ds_fail(c->err, c->errlen, "%s: %s: expected a single value", c->path, dpath)
+             : H5Aread(a, field_mtype(f->type), f->data) < 0 ? c_fail_h5(c, "read attribute", dpath) : 0;
+    H5Aclose(a);
+    return rc;
+}
+
+/* An array field: its stored shape into f->dims (or checked against them), then its values. */
+static int read_array_field(ckpt *c, ckpt_field *f, const char *dpath) {
+    hsize_t dims[2] = {0, 0};
+    hid_t ds = open_dataset(c, dpath, f->ndim, dims);
+    if (ds < 0) return -1;
+    int64_t n = 1;
+    for (int d = 0; d < f->ndim; d++) {
+        if (f->data && (hsize_t)f->dims[d] != dims[d]) {
+            H5Dclose(ds);
+            return ds_fail(c->err, c->errlen, "%s: %s: dimension %d is %llu, expected %lld", c->path, dpath, d,
+                        (unsigned long long)dims[d], (long long)f->dims[d]);
+        }
+        f->dims[d] = (int64_t)dims[d];
+        n *= f->dims[d];
+    }
+    if (!f->data) {
+        hid_t ftype, mtype;
+        field_types(f->type, &ftype, &mtype);
+        f->data = xmalloc((size_t)(n > 0 ? n : 1) * H5Tget_size(mtype));
+    }
+    if (n == 0) {
+        H5Dclose(ds);
+        return 0;
+    }
+    return read_all(c, ds, dpath, field_mtype(f->type), f->data);
+}
+
+int ckpt_read_field(ckpt *c, ckpt_field *f, char *err, size_t errlen) {
+    char gpath[PATH_LEN], dpath[PATH_LEN];
+    if (f->ndim < 0 || f->ndim > 2 || field_path(f, gpath, dpath) != 0 || (f->ndim == 0 && !f->data))
+        return ds_fail(err, errlen, "%s: bad field '%s'", c->path, f->name ? f->name : "(null)");
+    c->err = err;
+    c->errlen = errlen;
+    h5_quiet q;
+    h5_quiet_begin(&q);
+    int rc;
+    if (!has_field(c->file, f))
+        rc = ds_fail(err, errlen, "%s: %s %s missing", c->path, f->ndim == 0 ? "attribute" : "dataset", dpath);
+    else
+        rc = f->ndim == 0 ? read_scalar_field(c, f, gpath, dpath) : read_array_field(c, f, dpath);
+    h5_quiet_end(&q);
     c->err = NULL;
     return rc;
 }
@@ -1356,15 +1309,13 @@ void ckpt_close(ckpt *c) {
     if (!c) return;
     if (c->file >= 0) {
         h5_quiet q;
-        quiet_begin(&q);
+        h5_quiet_begin(&q);
         H5Fclose(c->file);
-        quiet_end(&q);
+        h5_quiet_end(&q);
     }
     free(c->path);
     free(c->config);
     free(c->metrics);
-    free(c->rng);
-    free(c->job_state);
     free(c->scratch);
     free(c);
 }

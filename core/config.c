@@ -219,6 +219,28 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
+/* `key = value` lines from a string (job defaults, a checkpoint's config). */
+int config_apply_text(config *c, const char *text, const char *source, char *err, size_t errlen) {
+    char *copy = xstrdup(text), *save = NULL;
+    int rc = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *eq = strchr(line, '=');
+        if (!eq || line[0] == '#') continue;
+        char *k = line, *v = eq + 1;
+        *eq = '\0';
+        while (*k == ' ') k++;
+        for (char *e = eq - 1; e >= k && *e == ' '; e--) *e = '\0';
+        while (*v == ' ') v++;
+        for (char *e = v + strlen(v) - 1; e >= v && (*e == ' ' || *e == '\r'); e--) *e = '\0';
+        if (config_set(c, k, v, source, err, errlen) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
 int config_has(const config *c, const char *key) { return find(c, key) >= 0; }
 
 static int must_find(const config *c, const char *key) {

@@ -39,6 +39,9 @@ int config_set(config *c, const char *key, const char *value, const char *source
                size_t errlen);
 /* Reads a `key = value` file ('#' comments, blank lines). Errors name file and line. */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);
+/* `key = value` lines from a string (job defaults, a checkpoint's config): lines without
+ * '=' and lines starting with '#' are skipped. -1 with err at the first bad value. */
+int config_apply_text(config *c, const char *text, const char *source, char *err, size_t errlen);
 
 int config_has(const config *c, const char *key);
 const char *config_str(const config *c, const char *key);

@@ -35,7 +35,25 @@ long image_epoch_start(image_epoch *e, const trainer *t, long epoch) {
 
 image_shard *image_epoch_shard(const image_epoch *e) { return e->remainder ? e->remainder : e->train; }
 
-uint8_t *image_epoch_save(image_epoch *e, trainer *t, long step_in_epoch, size_t *len) {
+long image_epoch_batch(const image_epoch *e, const trainer *t, long step, int micro, int n, uint8_t *images,
+                       uint8_t *labels, long *idx) {
+    long pos = (step * t->grad_accum + micro) * n;
+    image_shard_get(image_epoch_shard(e), pos, n, images, labels, idx);
+    return pos;
+}
+
+/* ---- resume state ---------------------------------------------------------------------- */
+
+enum { F_CONSUMED, F_REMAINDER, NFIELDS };
+const ckpt_field image_epoch_state_fields[] = {
+    [F_CONSUMED] = {NULL, "data_consumed", CKPT_U8, 1, {0, 0}, NULL},
+    [F_REMAINDER] = {NULL, "data_order_is_remainder", CKPT_I64, 0, {0, 0}, NULL},
+    [NFIELDS] = {0},
+};
+
+int image_epoch_nfields(void) { return NFIELDS; }
+
+void image_epoch_save(image_epoch *e, trainer *t, long step_in_epoch, ckpt_field *fields) {
     long total = image_shard_total(e->train);
     int32_t *seen = xcalloc((size_t)total, sizeof *seen);
     if (e->seen_before)
@@ -46,40 +64,73 @@ uint8_t *image_epoch_save(image_epoch *e, trainer *t, long step_in_epoch, size_t
     for (long i = 0; i < consumed; i++) seen[idx[i]] = 1;
     free(idx);
     comm_allreduce_max_i32(t->comm, seen, (size_t)total);
-    uint8_t *buf = xmalloc((size_t)total + 1);
-    buf[0] = e->remainder != NULL; /* whether this epoch's order is a remainder order */
-    for (long i = 0; i < total; i++) buf[i + 1] = (uint8_t)seen[i];
+    uint8_t *bytes = xmalloc((size_t)total + 1);
+    for (long i = 0; i < total; i++) bytes[i] = (uint8_t)seen[i];
     free(seen);
-    *len = (size_t)total + 1;
-    return buf;
+    fields[F_CONSUMED].data = bytes;
+    fields[F_CONSUMED].dims[0] = total;
+    int64_t *remainder = xmalloc(sizeof *remainder);
+    *remainder = e->remainder != NULL;
+    fields[F_REMAINDER].data = remainder;
 }
 
 long image_epoch_load(image_epoch *e, trainer *t, long epoch, long step_in_epoch, int saved_world,
-                      const uint8_t *buf, size_t len, long *first_step) {
+                      const ckpt_field *fields, long *first_step) {
     long total = image_shard_total(e->train);
-    if ((long)len != total + 1)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %zu examples, the "
-                     "training set has %ld (was it written for another data file?)", len ? len - 1 : 0, total);
-    if (saved_world == t->world && buf[0] == 0) {
+    const uint8_t *seen = fields[F_CONSUMED].data;
+    int64_t len = fields[F_CONSUMED].dims[0];
+    if (len != total)
+        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %lld examples, the "
+                     "training set has %ld (was it written for another data file?)", (long long)len, total);
+    if (saved_world == t->world && *(const int64_t *)fields[F_REMAINDER].data == 0) {
         *first_step = step_in_epoch;
         return image_epoch_start(e, t, epoch);
     }
     leave_remainder(e);
     long left = 0;
-    for (long i = 0; i < total; i++) left += !buf[i + 1];
+    for (long i = 0; i < total; i++) left += !seen[i];
     long *rest = xmalloc((size_t)(left + 1) * sizeof *rest), k = 0;
     for (long i = 0; i < total; i++)
-        if (!buf[i + 1]) rest[k++] = i;
+        if (!seen[i]) rest[k++] = i;
     long lo = shard_begin(t->rank, t->world, left), hi = shard_begin(t->rank + 1, t->world, left);
     char err[1024];
     e->remainder = image_shard_open_subset(e->path, "train", t->rank, rest + lo, hi - lo, err, sizeof err);
     free(rest);
     if (!e->remainder) trainer_fail(t, EXIT_USAGE, "%s", err);
     image_shard_set_epoch(e->remainder, e->seed, epoch, e->shuffle);
-    e->seen_before = xmalloc((size_t)total);
-    memcpy(e->seen_before, buf + 1, (size_t)total);
+    e->seen_before = xmalloc((size_t)total + 1);
+    memcpy(e->seen_before, seen, (size_t)total);
     *first_step = 0;
     return left / t->world / e->per_step;
+}
+
+/* Format 1 wrote one byte "remainder order", then one byte per example. */
+int image_epoch_fields_from_v1(const uint8_t *buf, size_t len, ckpt_field *fields) {
+    if (len < 1) return -1;
+    for (int i = 0; i < NFIELDS; i++) fields[i] = image_epoch_state_fields[i];
+    uint8_t *bytes = xmalloc(len);
+    memcpy(bytes, buf + 1, len - 1);
+    fields[F_CONSUMED].data = bytes;
+    fields[F_CONSUMED].dims[0] = (int64_t)len - 1;
+    int64_t *remainder = xmalloc(sizeof *remainder);
+    *remainder = buf[0];
+    fields[F_REMAINDER].data = remainder;
+    return 0;
+}
+
+/* ---- job-table entries: the job's state begins with its image_epoch ------------------- */
+
+long image_epoch_job_steps(void *js, trainer *t) { return image_epoch_steps(js, t); }
+
+long image_epoch_job_start(void *js, trainer *t, long epoch) { return image_epoch_start(js, t, epoch); }
+
+void image_epoch_job_save(void *js, trainer *t, long step_in_epoch, ckpt_field *fields) {
+    image_epoch_save(js, t, step_in_epoch, fields);
+}
+
+long image_epoch_job_load(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
+                          const ckpt_field *fields, long *first_step) {
+    return image_epoch_load(js, t, epoch, step_in_epoch, saved_world, fields, first_step);
 }
 
 void image_epoch_free(image_epoch *e) { leave_remainder(e); }

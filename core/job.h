@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "metrics.h"
 #include "rng.h"
@@ -48,16 +49,20 @@ typedef struct job {
     void (*after_step)(void *js, struct trainer *t);
 
     /* Resume state (optional; NULL when the job's data position is a pure function of the
-     * step, as for random windows drawn from (seed, step, rank)).
-     * save_state is collective and returns a malloc'd buffer (meaningful on rank 0) that
-     * records where this epoch's data stands after `step_in_epoch` steps.
-     * load_state runs on every rank instead of start_epoch when resuming inside epoch
-     * `epoch`: it restores the data order from the buffer, also when the checkpoint was
-     * written by `saved_world` ranks and the world now differs, sets *first_step (the step
-     * to continue from) and returns the epoch's number of steps. */
-    uint8_t *(*save_state)(void *js, struct trainer *t, long step_in_epoch, size_t *len);
-    long (*load_state)(void *js, struct trainer *t, long epoch, long step_in_epoch,
-                       int saved_world, const uint8_t *buf, size_t len, long *first_step);
+     * step, as for random windows drawn from (seed, step, rank)). The job's part of the
+     * checkpoint contract: state_fields declares its fields, one line each ({NULL}-terminated:
+     * name, type, ndim; stored in the checkpoint's /job_state group). save_state is
+     * collective: it fills a copy of that table (data malloc'd, freed by the trainer; dims
+     * set) with where this epoch's data stands after `step_in_epoch` steps (meaningful on
+     * rank 0). load_state runs on every rank instead of start_epoch when resuming inside
+     * epoch `epoch`: it restores the data order from the fields as read back (same order as
+     * the table), also when the checkpoint was written by `saved_world` ranks and the world
+     * now differs, sets *first_step (the step to continue from) and returns the epoch's
+     * number of steps. core/image_epoch.h has all three for jobs that read image shards. */
+    const ckpt_field *state_fields;
+    void (*save_state)(void *js, struct trainer *t, long step_in_epoch, ckpt_field *fields);
+    long (*load_state)(void *js, struct trainer *t, long epoch, long step_in_epoch, int saved_world,
+                       const ckpt_field *fields, long *first_step);
 
     /* `dtrain sample JOB ...` and `dtrain eval JOB ...` entry points (optional): argv[0]
      * is the job name; they return the process exit code. */

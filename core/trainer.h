@@ -3,7 +3,12 @@
  * One step: zero grads → job forward/backward over grad_accum micro-batches → all-reduce
  * (mean) of the gradient arena → clip by global norm → LR schedule → optimizer step →
  * the ranks agree on a few flags (a stop signal arrived, the loss is not finite).
- * Evaluation, logging and checkpoints happen at step boundaries, where every rank is. */
+ * Evaluation, logging and checkpoints happen at step boundaries, where every rank is.
+ *
+ * What is implemented where: the loop and set-up in trainer.c; trainer_fail, trainer_check
+ * and trainer_log in messages.c; trainer_add_buffer and trainer_read_group (the checkpoint
+ * contract) in train_state.c; trainer_load_for_inference in resume.c; trainer_keys in
+ * config_cli.c. */
 #ifndef DTRAIN_TRAINER_H
 #define DTRAIN_TRAINER_H
 
@@ -44,8 +49,8 @@ typedef struct trainer {
     void *js;           /* the job's state */
     int resumed;        /* set up from a checkpoint */
     int resume_job_state; /* resumed inside an epoch whose data state the job must restore */
-    uint8_t *resume_state;
-    size_t resume_state_len;
+    ckpt_field *resume_fields; /* the job's state_fields as read from the checkpoint */
+    int resume_nfields;
     int resume_world;
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
     struct {

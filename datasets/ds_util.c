@@ -36,37 +36,45 @@ void h5_quiet_end(const h5_quiet *q) {
     H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
 }
 
+/* What HDF5's current error stack says: the innermost message, the OS errno a file driver
+ * put into its text ("... errno = 28, error message = ..."), and whether a checksum failed
+ * (the Fletcher32 filter says "data error detected by Fletcher32 checksum", metadata reads
+ * "incorrect metadata checksum ..."; HDF5 has no error code for either alone). */
 typedef struct {
-    char *buf;
-    size_t len;
-} first_desc;
+    char desc[256];
+    int sys_errno, checksum;
+} h5_stack;
 
-static herr_t keep_first(unsigned n, const H5E_error2_t *e, void *data) {
-    first_desc *d = data;
-    if (n == 0 && e->desc && e->desc[0]) snprintf(d->buf, d->len, "%s", e->desc);
+static herr_t read_entry(unsigned n, const H5E_error2_t *e, void *data) {
+    h5_stack *s = data;
+    const char *d = e->desc ? e->desc : "";
+    if (n == 0 && d[0]) snprintf(s->desc, sizeof s->desc, "%s", d);
+    const char *p = strstr(d, "errno = ");
+    if (p && s->sys_errno == 0) s->sys_errno = atoi(p + strlen("errno = "));
+    if (strstr(d, "checksum")) s->checksum = 1;
     return 0;
+}
+
+static h5_stack read_stack(void) {
+    h5_stack s = {"unknown HDF5 error", 0, 0};
+    /* upward: entry 0 is where the error was first detected, the most telling one */
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, read_entry, &s);
+    return s;
 }
 
 void h5_last_error(char *buf, size_t len) {
     if (!buf || len == 0) return;
-    snprintf(buf, len, "unknown HDF5 error");
-    first_desc d = {buf, len};
-    /* upward: entry 0 is where the error was first detected, the most telling one */
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_first, &d);
+    h5_stack s = read_stack();
+    snprintf(buf, len, "%s", s.desc);
 }
 
-static herr_t find_checksum(unsigned n, const H5E_error2_t *e, void *data) {
-    (void)n;
-    /* the Fletcher32 filter says "data error detected by Fletcher32 checksum", metadata
-     * reads "incorrect metadata checksum ..."; HDF5 has no error code for either alone */
-    if (e->desc && strstr(e->desc, "checksum")) *(int *)data = 1;
-    return 0;
-}
+int h5_error_is_checksum(void) { return read_stack().checksum; }
 
-int h5_error_is_checksum(void) {
-    int found = 0;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, find_checksum, &found);
-    return found;
+void h5_error_reason(char *buf, size_t len) {
+    if (!buf || len == 0) return;
+    h5_stack s = read_stack();
+    snprintf(buf, len, "%s", s.checksum ? "checksum mismatch (the file is corrupt)"
+                             : s.sys_errno > 0 ? strerror(s.sys_errno) : s.desc);
 }
 
 /* ---- files ------------------------------------------------------------------------- */

@@ -1,4 +1,5 @@
-/* ds_util.h: helpers shared by the files of datasets/ (private: nothing outside includes it). */
+/* ds_util.h: helpers shared by the files of datasets/, and the HDF5 error handling that
+ * core/checkpoint.c uses too (core sits above datasets). */
 #ifndef DTRAIN_DS_UTIL_H
 #define DTRAIN_DS_UTIL_H
 
@@ -30,6 +31,11 @@ void h5_last_error(char *buf, size_t len);
  * readers report that as corruption rather than as a generic read error. Call it right
  * after the failing call, like h5_last_error. */
 int h5_error_is_checksum(void);
+
+/* Why the failed call failed, for a user: "checksum mismatch (the file is corrupt)", else
+ * strerror of the OS errno a file driver reported (a full disk says "No space left on
+ * device"), else h5_last_error's message. Call it right after the failing call. */
+void h5_error_reason(char *buf, size_t len);
 
 /* ---- shared by the token files (image_shard.c and prepare_mnist.c hold older static
  * copies of the first four) ------------------------------------------------------------ */

@@ -40,7 +40,7 @@ same_state() {
 
 # losses A B: metrics.jsonl files equal once timing fields are removed
 same_losses() {
-    local strip='s/"(images_per_s|tokens_per_s|epoch_time_s|ms_per_step)": [^,}]*(, )?//g'
+    local strip='s/"([a-z]+_per_s|epoch_time_s|ms_per_step)": [^,}]*(, )?//g'
     diff <(sed -E "$strip" "$1") <(sed -E "$strip" "$2") > /dev/null
 }
 

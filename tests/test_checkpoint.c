@@ -40,6 +40,10 @@ typedef struct {
     ckpt_tensor t[4];
     uint64_t rng[2 * 4];
     uint8_t js[10];
+    int64_t step, epoch, step_in_epoch, tokens;
+    int32_t world;
+    double lr, best;
+    ckpt_field f[9];
     ckpt_meta meta;
 } state;
 
@@ -55,21 +59,23 @@ static void make_state(state *s, long long step, float seed) {
     for (int i = 0; i < 8; i++)
         s->rng[i] = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1) + (uint64_t)step;
     for (int i = 0; i < 10; i++) s->js[i] = (uint8_t)(i * 7 + step);
+    s->step = step, s->epoch = 3, s->step_in_epoch = 17, s->world = 2, s->lr = 1e-3 * seed;
+    s->tokens = 123456789012LL, s->best = 2.5;
+    s->f[0] = (ckpt_field){"train_state", "step", CKPT_I64, 0, {0, 0}, &s->step};
+    s->f[1] = (ckpt_field){"train_state", "epoch", CKPT_I64, 0, {0, 0}, &s->epoch};
+    s->f[2] = (ckpt_field){"train_state", "step_in_epoch", CKPT_I64, 0, {0, 0}, &s->step_in_epoch};
+    s->f[3] = (ckpt_field){"train_state", "world_size", CKPT_I32, 0, {0, 0}, &s->world};
+    s->f[4] = (ckpt_field){"train_state", "lr", CKPT_F64, 0, {0, 0}, &s->lr};
+    s->f[5] = (ckpt_field){"train_state", "rng", CKPT_U64, 2, {2, 4}, s->rng};
+    s->f[6] = (ckpt_field){"job_state", "data_consumed", CKPT_U8, 1, {10, 0}, s->js};
+    s->f[7] = (ckpt_field){"job_state", "tokens_seen", CKPT_I64, 0, {0, 0}, &s->tokens};
+    s->f[8] = (ckpt_field){"job_state", "best_val_loss", CKPT_F64, 0, {0, 0}, &s->best};
     ckpt_meta *m = &s->meta;
     snprintf(m->job, sizeof m->job, "classify");
-    m->step = step;
-    m->epoch = 3;
-    m->step_in_epoch = 17;
-    m->world_size = 2;
-    m->lr = 1e-3 * seed;
     m->config_text = "model = mlp\nlr = 0.001\n";
     m->metrics_json = "{\"loss\": 0.25}";
-    m->rng_states = s->rng;
-    m->job_state = s->js;
-    m->job_state_len = sizeof s->js;
-    m->extra[0] = (ckpt_extra){.key = "tokens_seen", .is_int = 1, .i = 123456789012LL};
-    m->extra[1] = (ckpt_extra){.key = "best_val_loss", .is_int = 0, .d = 2.5};
-    m->nextra = 2;
+    m->fields = s->f;
+    m->nfields = 9;
 }
 
 static pathbuf ckpt_name(long long step) {
@@ -194,16 +200,24 @@ static void check_state(const char *path, long long step, float seed) {
     cr_assert_arr_eq(got.mb, want.mb, sizeof want.mb);
     const ckpt_meta *m = ckpt_get_meta(c);
     cr_assert_str_eq(m->job, "classify");
-    cr_assert_eq(m->step, step);
-    cr_assert_eq(m->epoch, 3);
-    cr_assert_eq(m->step_in_epoch, 17);
-    cr_assert_eq(m->world_size, 2);
-    cr_assert_eq(m->lr, want.meta.lr);
+    cr_assert_eq(m->format_version, CKPT_FORMAT_VERSION);
     cr_assert_str_eq(m->config_text, want.meta.config_text);
     cr_assert_str_eq(m->metrics_json, want.meta.metrics_json);
-    cr_assert_arr_eq(m->rng_states, want.rng, sizeof want.rng);
-    cr_assert_eq(m->job_state_len, sizeof want.js);
-    cr_assert_arr_eq(m->job_state, want.js, sizeof want.js);
+    /* every field comes back by name: scalars into the caller's memory, arrays malloc'd */
+    for (int i = 0; i < 9; i++) {
+        ckpt_field f = want.f[i];
+        int64_t scalar = 0;
+        f.data = f.ndim == 0 ? &scalar : NULL;
+        f.dims[0] = f.dims[1] = 0;
+        cr_assert_eq(ckpt_read_field(c, &f, err, sizeof err), 0, "%s", err);
+        size_t bytes = f.type == CKPT_I32 ? 4 : f.type == CKPT_U8 ? 1 : 8;
+        for (int d = 0; d < f.ndim; d++) {
+            cr_assert_eq(f.dims[d], want.f[i].dims[d], "%s", f.name);
+            bytes *= (size_t)f.dims[d];
+        }
+        cr_assert_arr_eq(f.data, want.f[i].data, bytes, "%s", f.name);
+        if (f.ndim > 0) free(f.data);
+    }
     ckpt_close(c);
 }
 
@@ -222,15 +236,19 @@ Test(ckpt, round_trip_and_latest) {
     cr_assert(ckpt_has(c, "adam_m", "fc0.bias"));
     cr_assert_not(ckpt_has(c, "adam_v", "fc0.bias"));
     cr_assert_not(ckpt_has(c, "params", "fc1.weight"));
-    /* extras come back in name order */
-    const ckpt_meta *m = ckpt_get_meta(c);
-    cr_assert_eq(m->nextra, 2);
-    cr_assert_str_eq(m->extra[0].key, "best_val_loss");
-    cr_assert_not(m->extra[0].is_int);
-    cr_assert_eq(m->extra[0].d, 2.5);
-    cr_assert_str_eq(m->extra[1].key, "tokens_seen");
-    cr_assert(m->extra[1].is_int);
-    cr_assert_eq(m->extra[1].i, 123456789012LL);
+    /* a field of another shape or rank, or one that is not there, is named in the error */
+    uint8_t small[4];
+    ckpt_field f = {"job_state", "data_consumed", CKPT_U8, 1, {4, 0}, small};
+    char err[512] = "";
+    cr_assert_eq(ckpt_read_field(c, &f, err, sizeof err), -1);
+    cr_assert(strstr(err, "/job_state/data_consumed: dimension 0 is 10, expected 4"), "%s", err);
+    int64_t v;
+    ckpt_field g = {"train_state", "rng", CKPT_I64, 0, {0, 0}, &v};
+    cr_assert_not(ckpt_has_field(c, &g));
+    cr_assert_eq(ckpt_read_field(c, &g, err, sizeof err), -1);
+    cr_assert(strstr(err, "attribute /train_state/rng missing"), "%s", err);
+    ckpt_field h = {"train_state", "epoch", CKPT_I64, 0, {0, 0}, &v};
+    cr_assert(ckpt_has_field(c, &h));
     ckpt_close(c);
 
     write_ok(tmp, 20, 2.5f, 0);
@@ -260,23 +278,25 @@ Test(ckpt, directory_and_latest_open_the_latest) {
     cr_assert(strstr(err, "empty") != NULL, "%s", err);
 }
 
-Test(ckpt, empty_job_state_and_strings) {
+Test(ckpt, empty_field_and_strings) {
     state s;
     make_state(&s, 5, 1.0f);
-    s.meta.job_state = NULL;
-    s.meta.job_state_len = 0;
+    s.f[6].dims[0] = 0; /* an empty array field: a contiguous empty dataset */
+    s.f[6].data = NULL;
     s.meta.config_text = NULL;
     s.meta.metrics_json = NULL;
-    s.meta.nextra = 0;
     char err[512] = "";
     cr_assert_eq(ckpt_write(tmp, "ckpt-00000005", &s.meta, s.t, 4, 0, err, sizeof err), 0, "%s",
                  err);
     ckpt *c = open_ok(path_join(tmp, "ckpt-00000005.h5").s);
     const ckpt_meta *m = ckpt_get_meta(c);
-    cr_assert_eq(m->job_state_len, 0);
+    ckpt_field f = {"job_state", "data_consumed", CKPT_U8, 1, {0, 0}, NULL};
+    char e2[512];
+    cr_assert_eq(ckpt_read_field(c, &f, e2, sizeof e2), 0, "%s", e2);
+    cr_assert_eq(f.dims[0], 0);
+    free(f.data);
     cr_assert_str_eq(m->config_text, "");
     cr_assert_str_eq(m->metrics_json, "");
-    cr_assert_eq(m->nextra, 0);
     ckpt_close(c);
 }
 
@@ -285,7 +305,7 @@ Test(ckpt, datasets_are_checksummed) {
     write_ok(tmp, 1, 1.0f, 0);
     hid_t f = H5Fopen(path_join(tmp, "ckpt-00000001.h5").s, H5F_ACC_RDONLY, H5P_DEFAULT);
     cr_assert_geq(f, 0);
-    const char *names[] = {"/params/fc0.weight", "/adam_m/fc0.bias", "/rng_states", "/job_state"};
+    const char *names[] = {"/params/fc0.weight", "/adam_m/fc0.bias", "/train_state/rng", "/job_state/data_consumed"};
     for (int i = 0; i < 4; i++) {
         hid_t ds = H5Dopen2(f, names[i], H5P_DEFAULT);
         cr_assert_geq(ds, 0, "%s", names[i]);
@@ -320,8 +340,8 @@ Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
     state s;
     make_state(&s, 1, 1.0f);
     uint8_t js[11] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    s.meta.job_state = js;
-    s.meta.job_state_len = sizeof js;
+    s.f[6].data = js;
+    s.f[6].dims[0] = sizeof js;
     s.t[0] = (ckpt_tensor){"params", "wide", 2, {1100, 1000}, a};
     s.t[1] = (ckpt_tensor){"params", "long", 2, {2, 1500000}, b};
     char err[512] = "";
@@ -340,7 +360,7 @@ Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
     H5Dclose(ds);
     cr_assert_arr_eq(back, b, n2 * sizeof *b);
     uint8_t js_back[11];
-    ds = H5Dopen2(f, "/job_state", H5P_DEFAULT);
+    ds = H5Dopen2(f, "/job_state/data_consumed", H5P_DEFAULT);
     cr_assert_geq(H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, js_back), 0);
     H5Dclose(ds);
     cr_assert_arr_eq(js_back, js, sizeof js);
@@ -356,8 +376,11 @@ Test(ckpt, multi_chunk_tensors_read_by_hdf5) {
     t.data = back;
     cr_assert_eq(ckpt_read(c, &t, err, sizeof err), 0, "%s", err);
     cr_assert_arr_eq(back, b, n2 * sizeof *b);
-    cr_assert_eq(ckpt_get_meta(c)->job_state_len, sizeof js);
-    cr_assert_arr_eq(ckpt_get_meta(c)->job_state, js, sizeof js);
+    ckpt_field jf = {"job_state", "data_consumed", CKPT_U8, 1, {0, 0}, NULL};
+    cr_assert_eq(ckpt_read_field(c, &jf, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(jf.dims[0], (int64_t)sizeof js);
+    cr_assert_arr_eq(jf.data, js, sizeof js);
+    free(jf.data);
     ckpt_close(c);
 
     /* a flipped byte in the partial last chunk (stored full size, as HDF5 does) */
@@ -613,7 +636,7 @@ Test(ckpt, wrong_format_version) {
     edit_attrs(p.s, NULL, 7);
     char err[512] = "", want[1200];
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
-    snprintf(want, sizeof want, "%s: format_version 7, expected 1", p.s);
+    snprintf(want, sizeof want, "%s: format_version 7, expected 1 to %d", p.s, CKPT_FORMAT_VERSION);
     cr_assert_str_eq(err, want);
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
@@ -622,10 +645,10 @@ Test(ckpt, missing_attribute) {
     h5_marks ids = h5_mark();
     write_ok(tmp, 1, 1.0f, 0);
     pathbuf p = path_join(tmp, "ckpt-00000001.h5");
-    edit_attrs(p.s, "step_in_epoch", 0);
+    edit_attrs(p.s, "metrics", 0);
     char err[512] = "";
     cr_assert_null(ckpt_open(p.s, err, sizeof err));
-    cr_assert(strstr(err, p.s) && strstr(err, "'step_in_epoch' missing"), "%s", err);
+    cr_assert(strstr(err, p.s) && strstr(err, "'metrics' missing"), "%s", err);
     cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }
 
@@ -679,9 +702,9 @@ Test(ckpt, bad_arguments) {
     cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
     cr_assert(strstr(err, "bad name"), "%s", err);
     make_state(&s, 1, 1.0f);
-    snprintf(s.meta.extra[0].key, sizeof s.meta.extra[0].key, "step");
+    s.f[2].name = "a/b";
     cr_assert_eq(ckpt_write(tmp, "ckpt-1", &s.meta, s.t, 4, 0, err, sizeof err), -1);
-    cr_assert(strstr(err, "'step'"), "%s", err);
+    cr_assert(strstr(err, "bad field 'train_state/a/b'"), "%s", err);
     make_state(&s, 1, 1.0f);
     s.t[3].name = s.t[2].name; /* duplicate dataset */
     s.t[3].group = s.t[2].group;
@@ -806,4 +829,44 @@ Test(ckpt, crash_mid_write_keeps_previous) {
     cr_assert_not(exists(stale.s));
     cr_assert_eq(count_temps(tmp), 0);
     check_state(path_join(tmp, "ckpt-00000003.h5").s, 3, 3.0f);
+}
+
+/* ---- format 1 ------------------------------------------------------------------------- */
+
+/* The committed format-1 checkpoint opens, and its state reads from where format 1 kept
+ * it: root attributes, /rng_states and the /job_state blob (ckpt_v1.c turns these into the
+ * format-2 record; it_ckpt_v1 resumes from it). */
+Test(ckpt, format_1_opens_and_reads) {
+    h5_marks ids = h5_mark();
+    const char *src = getenv("DTRAIN_SOURCE_DIR");
+    char path[2048], err[512] = "";
+    snprintf(path, sizeof path, "%s/tests/data/ckpt-v1-classify-mlp.h5", src ? src : ".");
+    ckpt *c = open_ok(path);
+    const ckpt_meta *m = ckpt_get_meta(c);
+    cr_assert_eq(m->format_version, 1);
+    cr_assert_str_eq(m->job, "classify");
+    cr_assert(strstr(m->config_text, "model = mlp\n"), "%s", m->config_text);
+    int64_t step = 0, opt_t = 0;
+    int32_t world = 0;
+    ckpt_field f_step = {"", "step", CKPT_I64, 0, {0, 0}, &step};
+    ckpt_field f_opt = {"", "opt_t", CKPT_I64, 0, {0, 0}, &opt_t};
+    ckpt_field f_world = {"", "world_size", CKPT_I32, 0, {0, 0}, &world};
+    cr_assert_eq(ckpt_read_field(c, &f_step, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read_field(c, &f_opt, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(ckpt_read_field(c, &f_world, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(step, 40);
+    cr_assert_eq(opt_t, 40);
+    cr_assert_eq(world, 2);
+    ckpt_field rng = {"", "rng_states", CKPT_U64, 2, {0, 0}, NULL};
+    cr_assert_eq(ckpt_read_field(c, &rng, err, sizeof err), 0, "%s", err);
+    cr_assert(rng.dims[0] == 2 && rng.dims[1] == 4);
+    free(rng.data);
+    /* the blob: a 16-byte header, 2 ranks x 2 doubles, 1 + 8,000 bytes of image_epoch */
+    ckpt_field blob = {"", "job_state", CKPT_U8, 1, {0, 0}, NULL};
+    cr_assert_eq(ckpt_read_field(c, &blob, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(blob.dims[0], 16 + 2 * 16 + 1 + 8000);
+    free(blob.data);
+    cr_assert_eq(ckpt_count(c, "params"), 4);
+    ckpt_close(c);
+    cr_assert_eq(h5_leaks(ids), 0, "HDF5 identifiers left open");
 }

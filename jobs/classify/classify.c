@@ -31,6 +31,7 @@ static const cfg_spec classify_keys[] = {
 };
 
 typedef struct classify {
+    image_epoch order; /* first: the image_epoch_job_* entries of the job table take it */
     classifier net;
     int H, W, C;     /* input image */
     int cap;         /* examples per forward: the activations' capacity */
@@ -41,7 +42,6 @@ typedef struct classify {
     uint64_t augment_seed;  /* seed of the shifts' streams */
     long *idx_buf;          /* the batch's indices in the training set */
     image_shard *train, *test;
-    image_epoch order;      /* the epoch's order over the train shard, resumable */
     FILE *trace;            /* test hook, see trace_examples */
     long confusion[NCLASSES * NCLASSES]; /* from the last eval: [true][pred] */
 } classify;
@@ -98,16 +98,6 @@ static void classify_init(void *js, trainer *t, rng *r) {
     classifier_init_params(&c->net, &t->model, r);
 }
 
-static long classify_steps_per_epoch(void *js, trainer *t) {
-    classify *c = js;
-    return image_epoch_steps(&c->order, t);
-}
-
-static long classify_start_epoch(void *js, trainer *t, long epoch) {
-    classify *c = js;
-    return image_epoch_start(&c->order, t, epoch);
-}
-
 /* ---- forward and backward ----------------------------------------------------------- */
 
 float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t *labels, int n) {
@@ -161,12 +151,11 @@ void classify_augment(void *js, uint8_t *images, const long *global_idx, int n, 
     }
 }
 
-/* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
+/* Micro-batch `micro` of step `step`: this rank's next local_batch images of the epoch order. */
 static float classify_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
     classify *c = js;
     int n = c->local_batch;
-    long pos = (step * t->grad_accum + micro) * n;
-    image_shard_get(image_epoch_shard(&c->order), pos, n, c->img_buf, c->lab_buf, c->idx_buf);
+    long pos = image_epoch_batch(&c->order, t, step, micro, n, c->img_buf, c->lab_buf, c->idx_buf);
     classify_augment(c, c->img_buf, c->idx_buf, n, t->epoch);
     *items = n;
     float loss = classify_batch(c, t, c->img_buf, c->lab_buf, n);
@@ -239,19 +228,6 @@ static void classify_finish(void *js, trainer *t, metrics *summary) {
 }
 
 
-/* ---- resume state: image_epoch records which examples of the epoch were consumed ---- */
-
-static uint8_t *classify_save_state(void *js, trainer *t, long step_in_epoch, size_t *len) {
-    classify *c = js;
-    return image_epoch_save(&c->order, t, step_in_epoch, len);
-}
-
-static long classify_load_state(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
-                                const uint8_t *buf, size_t len, long *first_step) {
-    classify *c = js;
-    return image_epoch_load(&c->order, t, epoch, step_in_epoch, saved_world, buf, len, first_step);
-}
-
 static void trace_examples(classify *c, trainer *t, long pos, int n) {
     long *idx = xmalloc((size_t)n * sizeof *idx);
     image_shard_get(image_epoch_shard(&c->order), pos, n, NULL, NULL, idx);
@@ -281,12 +257,13 @@ const job classify_job = {
     .unit = "images",
     .create = classify_create,
     .init_params = classify_init,
-    .steps_per_epoch = classify_steps_per_epoch,
-    .start_epoch = classify_start_epoch,
+    .steps_per_epoch = image_epoch_job_steps,
+    .start_epoch = image_epoch_job_start,
     .forward_backward = classify_forward_backward,
     .eval = classify_eval,
     .finish = classify_finish,
     .destroy = classify_destroy,
-    .save_state = classify_save_state,
-    .load_state = classify_load_state,
+    .state_fields = image_epoch_state_fields,
+    .save_state = image_epoch_job_save,
+    .load_state = image_epoch_job_load,
 };

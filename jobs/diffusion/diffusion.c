@@ -69,12 +69,12 @@ static const char diffusion_defaults[] = "batch_size = 64\n"
                                          "eval_interval = 500\n";
 
 typedef struct diffusion {
+    image_epoch order; /* first: the image_epoch_job_* entries of the job table take it */
     unet net;
     ddpm_schedule sched;
     int H, W, local_batch;
     float *ema;
     image_shard *train, *test;
-    image_epoch order;      /* the epoch's order over the train shard, resumable */
     /* host buffers of one micro-batch (n = local_batch, HW = H*W): the loss's inputs are
      * drawn on the host, the U-Net's activations live in its own arena (model.h) */
     uint8_t *img_buf, *lab_buf; /* [n,H,W] images, [n] labels as read */
@@ -159,16 +159,6 @@ static void diffusion_init(void *js, trainer *t, rng *r) {
     unet_init_params(&d->net, &t->model, r);
 }
 
-static long diffusion_steps_per_epoch(void *js, trainer *t) {
-    diffusion *d = js;
-    return image_epoch_steps(&d->order, t);
-}
-
-static long diffusion_start_epoch(void *js, trainer *t, long epoch) {
-    diffusion *d = js;
-    return image_epoch_start(&d->order, t, epoch);
-}
-
 /* ---- the loss ----------------------------------------------------------------------- */
 
 /* uint8 NHWC (C = 1) → float NCHW in [-1, 1], the range the samplers clip to */
@@ -206,12 +196,11 @@ float diffusion_batch(void *js, trainer *t, const uint8_t *images, const uint8_t
 }
 
 
-/* Micro-batch m of step s reads positions [(s * grad_accum + m) * b, + b) of the epoch order. */
+/* Micro-batch `micro` of step `step`: this rank's next local_batch images of the epoch order. */
 static float diffusion_forward_backward(void *js, trainer *t, long step, int micro, long *items) {
     diffusion *d = js;
     int n = d->local_batch;
-    long pos = (step * t->grad_accum + micro) * n;
-    image_shard_get(image_epoch_shard(&d->order), pos, n, d->img_buf, d->lab_buf, NULL);
+    image_epoch_batch(&d->order, t, step, micro, n, d->img_buf, d->lab_buf, NULL);
     *items = n;
     return diffusion_batch(d, t, d->img_buf, d->lab_buf, n);
 }
@@ -305,19 +294,6 @@ static void diffusion_finish(void *js, trainer *t, metrics *summary) {
     if (t->rank == 0 && per_label > 0) write_preview(d, t, per_label);
 }
 
-/* ---- resume state: image_epoch records which examples of the epoch were consumed ---- */
-
-static uint8_t *diffusion_save_state(void *js, trainer *t, long step_in_epoch, size_t *len) {
-    diffusion *d = js;
-    return image_epoch_save(&d->order, t, step_in_epoch, len);
-}
-
-static long diffusion_load_state(void *js, trainer *t, long epoch, long step_in_epoch, int saved_world,
-                                 const uint8_t *buf, size_t len, long *first_step) {
-    diffusion *d = js;
-    return image_epoch_load(&d->order, t, epoch, step_in_epoch, saved_world, buf, len, first_step);
-}
-
 static void diffusion_destroy(void *js) {
     diffusion *d = js;
     unet_free(&d->net);
@@ -339,15 +315,16 @@ const job diffusion_job = {
     .defaults = diffusion_defaults,
     .create = diffusion_create,
     .init_params = diffusion_init,
-    .steps_per_epoch = diffusion_steps_per_epoch,
-    .start_epoch = diffusion_start_epoch,
+    .steps_per_epoch = image_epoch_job_steps,
+    .start_epoch = image_epoch_job_start,
     .forward_backward = diffusion_forward_backward,
     .eval = diffusion_eval,
     .finish = diffusion_finish,
     .destroy = diffusion_destroy,
     .after_step = diffusion_after_step,
-    .save_state = diffusion_save_state,
-    .load_state = diffusion_load_state,
+    .state_fields = image_epoch_state_fields,
+    .save_state = image_epoch_job_save,
+    .load_state = image_epoch_job_load,
     .sample_main = diffusion_sample_main,
     .eval_main = diffusion_eval_main,
 };

@@ -1,0 +1,300 @@
+/* train_state.c: the checkpoint contract: everything a checkpoint holds, and the one table
+ * that both writes and reads the training state.
+ *
+ * A checkpoint holds the tensors (the parameters, each optimizer buffer, the job's extra
+ * buffers such as "ema": one group each, laid out like the parameters) and the training
+ * state below: the trainer's fields in /train_state, one line each in TRAIN_STATE, and the
+ * job's in /job_state, one line each in the job's state_fields table (job.h). A scalar is
+ * an attribute of its group, a per-rank value a dataset [world_size] or [world_size, n]; h5py
+ * reads them by name (f["train_state"].attrs["step"], f["train_state/rng"][rank]).
+ * Adding a field is one line in the table; format 1 checkpoints are read by ckpt_v1.c. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "train_state.h"
+#include "util.h"
+
+/* A trainer member's offset, checked at compile time to hold n values of the type. */
+#define AT(member, type, n)                                                                         \
+    (offsetof(trainer, member) +                                                                   \
+     0 * sizeof(char[sizeof(((trainer *)0)->member) == STATE_TYPE_SIZE(type) * (n) ? 1 : -1]))
+/* One value of the run: an attribute of /train_state, read back into the same member. */
+#define RUN(name, type, member, v1) {name, type, 0, AT(member, type, 1), AT(member, type, 1), 0, v1}
+/* n values per rank: a dataset [world_size] or [world_size, n] gathered from every rank. */
+#define PER_RANK(name, type, n, member, on_resize, v1) \
+    {name, type, n, AT(member, type, n), AT(member, type, n), on_resize, v1}
+
+/* The trainer's training state, one line per field. The last column is where format 1 kept
+ * it (ckpt_v1.c; NULL: in its byte blob). */
+const state_entry TRAIN_STATE[] = {
+    RUN("step", CKPT_I64, step, "step"),                   /* optimizer steps taken */
+    RUN("epoch", CKPT_I64, epoch, "epoch"),                /* the current epoch, from 0 */
+    RUN("step_in_epoch", CKPT_I64, step_in_epoch, "step_in_epoch"),
+    RUN("epoch_steps", CKPT_I64, epoch_steps, "epoch_steps"), /* steps of the current epoch */
+    RUN("optimizer_steps", CKPT_I64, opt.t, "opt_t"),      /* Adam's bias-correction count */
+    RUN("lr", CKPT_F64, lr, "lr"),                         /* the learning rate of the last step */
+    /* the world that wrote the checkpoint: read into resume_world, not world */
+    {"world_size", CKPT_I32, 0, AT(world, CKPT_I32, 1), AT(resume_world, CKPT_I32, 1), 0, "world_size"},
+    PER_RANK("rng", CKPT_U64, 4, rng, RESIZE_RESEED, "rng_states"), /* each rank's stream */
+    PER_RANK("epoch_loss_sum", CKPT_F64, 1, epoch_loss_sum, RESIZE_SUM_RANK0, NULL),
+    PER_RANK("epoch_items", CKPT_F64, 1, epoch_items, RESIZE_SUM_RANK0, NULL),
+};
+const int TRAIN_STATE_N = (int)(sizeof TRAIN_STATE / sizeof TRAIN_STATE[0]);
+
+size_t state_type_size(ckpt_type type) { return STATE_TYPE_SIZE(type); }
+
+/* ---- tensors ------------------------------------------------------------------------ */
+
+float *trainer_add_buffer(trainer *t, const char *group) {
+    if (t->nbuffers == (int)(sizeof t->buffers / sizeof t->buffers[0]))
+        trainer_fail(t, EXIT_RUNTIME, "too many extra buffers (adding '%s')", group);
+    snprintf(t->buffers[t->nbuffers].group, sizeof t->buffers[0].group, "%s", group);
+    t->buffers[t->nbuffers].data = kernels_alloc(t->model.nfloats);
+    return t->buffers[t->nbuffers++].data;
+}
+
+/* Every buffer a checkpoint holds: the parameters, each optimizer state and the job's extra
+ * buffers, one group each. */
+static ckpt_tensor *state_tensors(trainer *t, int *n) {
+    const model *m = &t->model;
+    const char *gname[8] = {"params"};
+    float *base[8] = {m->params};
+    int groups = 1;
+    if (t->opt.m) gname[groups] = t->opt.kind == OPT_SGD ? "momentum" : "adam_m", base[groups++] = t->opt.m;
+    if (t->opt.v) gname[groups] = "adam_v", base[groups++] = t->opt.v;
+    for (int b = 0; b < t->nbuffers; b++) gname[groups] = t->buffers[b].group, base[groups++] = t->buffers[b].data;
+    ckpt_tensor *ts = xcalloc((size_t)(groups * m->ntensors), sizeof *ts);
+    int k = 0;
+    for (int g = 0; g < groups; g++)
+        for (int i = 0; i < m->ntensors; i++) {
+            const tensor_info *ti = &m->tensors[i];
+            ts[k].group = gname[g];
+            ts[k].name = ti->name;
+            ts[k].ndim = ti->ndim;
+            memcpy(ts[k].shape, ti->shape, sizeof ti->shape);
+            ts[k].data = base[g] + ti->offset;
+            k++;
+        }
+    *n = k;
+    return ts;
+}
+
+/* ---- writing -------------------------------------------------------------------------- */
+
+/* Collective: the trainer's fields, per-rank ones gathered from every rank (data malloc'd). */
+static void gather_trainer_fields(trainer *t, ckpt_field *f) {
+    for (int i = 0; i < TRAIN_STATE_N; i++) {
+        const state_entry *e = &TRAIN_STATE[i];
+        size_t bytes = state_type_size(e->type) * (size_t)(e->per_rank ? e->per_rank : 1);
+        f[i] = (ckpt_field){"train_state", e->name, e->type, 0, {0, 0}, xmalloc(bytes * (size_t)t->world)};
+        if (!e->per_rank) {
+            memcpy(f[i].data, (char *)t + e->at, bytes);
+            continue;
+        }
+        comm_allgather(t->comm, (char *)t + e->at, f[i].data, bytes);
+        f[i].ndim = e->per_rank > 1 ? 2 : 1;
+        f[i].dims[0] = t->world;
+        f[i].dims[1] = e->per_rank;
+    }
+}
+
+/* Collective: the job's fields, filled by its save_state (data malloc'd). */
+static int gather_job_fields(trainer *t, ckpt_field *f) {
+    const ckpt_field *decl = t->job->save_state ? t->job->state_fields : NULL;
+    int n = 0;
+    for (; decl && decl[n].name; n++) {
+        if (n == JOB_STATE_MAX) trainer_fail(t, EXIT_RUNTIME, "internal error: %s declares more than %d state fields",
+                                             t->job->name, JOB_STATE_MAX);
+        f[n] = decl[n];
+        f[n].group = "job_state";
+        f[n].data = NULL;
+    }
+    if (n > 0) t->job->save_state(t->js, t, t->step_in_epoch, f);
+    return n;
+}
+
+static int write_file(trainer *t, const ckpt_field *fields, int nfields, double t0) {
+    int n;
+    ckpt_tensor *ts = state_tensors(t, &n);
+    char *cfg = config_to_string(&t->cfg);
+    char *mj = NULL;
+    size_t mlen = 0;
+    FILE *f = open_memstream(&mj, &mlen);
+    metrics_write_json(&t->last, f);
+    fclose(f);
+    ckpt_meta meta = {.config_text = cfg, .metrics_json = mj, .fields = fields, .nfields = nfields};
+    snprintf(meta.job, sizeof meta.job, "%s", t->job->name);
+    char name[64], err[1024];
+    snprintf(name, sizeof name, "ckpt-%08ld", t->step);
+    int ok = 1;
+    if (mkdir_p(t->ckpt_dir, err, sizeof err) != 0 ||
+        ckpt_write(t->ckpt_dir, name, &meta, ts, n, (int)config_int(&t->cfg, "ckpt_keep"), err, sizeof err) != 0) {
+        fprintf(stderr, "dtrain: checkpoint failed: %s\n", err);
+        ok = 0;
+    } else {
+        trainer_log(t, "checkpoint %s/%s.h5 at step %ld (%.2f s)\n", t->ckpt_dir, name, t->step, now_sec() - t0);
+    }
+    free(mj);
+    free(cfg);
+    free(ts);
+    return ok;
+}
+
+double train_state_write(trainer *t) {
+    double t0 = now_sec();
+    ckpt_field fields[TRAIN_STATE_MAX];
+    gather_trainer_fields(t, fields);
+    int n = TRAIN_STATE_N + gather_job_fields(t, fields + TRAIN_STATE_N);
+    int ok = t->rank == 0 ? write_file(t, fields, n, t0) : 1;
+    for (int i = 0; i < n; i++) free(fields[i].data);
+    comm_bcast(t->comm, &ok, sizeof ok, 0);
+    if (!ok) trainer_fail(t, EXIT_RUNTIME, "stopping: the checkpoint could not be written (the previous one is intact)");
+    return now_sec() - t0;
+}
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+/* Reads the format-2 fields: the trainer's (scalars into vals, per-rank ones malloc'd) and
+ * the job's (malloc'd). -1 with err. */
+static int read_fields(ckpt *c, const job *j, loaded_state *s, char *err, size_t errlen) {
+    for (int i = 0; i < TRAIN_STATE_N; i++) {
+        const state_entry *e = &TRAIN_STATE[i];
+        s->trainer[i] = (ckpt_field){"train_state", e->name, e->type, e->per_rank ? (e->per_rank > 1 ? 2 : 1) : 0,
+                                     {0, 0}, e->per_rank ? NULL : &s->vals[i]};
+        if (ckpt_read_field(c, &s->trainer[i], err, errlen) != 0) return -1;
+    }
+    for (int i = 0; j->state_fields && j->state_fields[i].name && i < JOB_STATE_MAX; i++) {
+        s->job[i] = j->state_fields[i];
+        s->job[i].group = "job_state";
+        s->job[i].data = s->job[i].ndim == 0 ? xcalloc(1, 8) : NULL;
+        s->njob = i + 1;
+        if (ckpt_read_field(c, &s->job[i], err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+/* A per-rank field into this rank's member: its own row when the world is the same, else
+ * what the entry says (fresh RNG streams from the step; the epoch's sums carried by rank 0). */
+static int apply_per_rank(trainer *t, const state_entry *e, const ckpt_field *f, int saved_world) {
+    size_t row = state_type_size(e->type) * (size_t)e->per_rank;
+    if (f->dims[0] != saved_world || (f->ndim == 2 && f->dims[1] != e->per_rank)) return -1;
+    char *dst = (char *)t + e->into;
+    if (saved_world == t->world) {
+        memcpy(dst, (const char *)f->data + row * (size_t)t->rank, row);
+    } else if (e->on_resize == RESIZE_RESEED) {
+        /* streams cannot be mapped onto another world: derive fresh ones from the step */
+        rng_seed(&t->rng, (uint64_t)config_int(&t->cfg, "seed") ^ ((uint64_t)t->step << 20), (uint64_t)t->rank);
+    } else {
+        double sum = 0;
+        for (int r = 0; r < saved_world; r++) sum += ((const double *)f->data)[r];
+        *(double *)dst = t->rank == 0 ? sum : 0;
+    }
+    return 0;
+}
+
+/* The loaded values into the trainer: scalars first (the RNG policy needs the step). */
+static int apply_fields(trainer *t, loaded_state *s) {
+    int saved_world = 0;
+    for (int i = 0; i < TRAIN_STATE_N; i++) {
+        const state_entry *e = &TRAIN_STATE[i];
+        if (e->per_rank) continue;
+        memcpy((char *)t + e->into, &s->vals[i], state_type_size(e->type));
+        if (e->into == offsetof(trainer, resume_world)) saved_world = t->resume_world;
+    }
+    if (saved_world < 1) return -1;
+    for (int i = 0; i < TRAIN_STATE_N; i++)
+        if (TRAIN_STATE[i].per_rank && apply_per_rank(t, &TRAIN_STATE[i], &s->trainer[i], saved_world) != 0)
+            return -1;
+    return 0;
+}
+
+static void free_loaded(loaded_state *s, int keep_job) {
+    for (int i = 0; i < TRAIN_STATE_N; i++)
+        if (TRAIN_STATE[i].per_rank) free(s->trainer[i].data);
+    if (keep_job) return;
+    for (int i = 0; i < s->njob; i++) free(s->job[i].data);
+}
+
+/* The tensors of every group, checked against the model (collective checks). */
+static void load_tensors(trainer *t, ckpt *c, const char *path) {
+    char err[1024];
+    long held = ckpt_count(c, "params");
+    trainer_check(t, held != t->model.ntensors, EXIT_USAGE, "cannot resume: %s is incompatible with this model: "
+                  "its /params holds %ld tensors, the model has %d (do the shape keys match the checkpoint's?)",
+                  path, held, t->model.ntensors);
+    int n;
+    ckpt_tensor *ts = state_tensors(t, &n);
+    for (int i = 0; i < n; i++) {
+        trainer_check(t, !ckpt_has(c, ts[i].group, ts[i].name), EXIT_USAGE, "cannot resume: %s is incompatible "
+                      "with this model: it has no /%s/%s (was it written with another model or optimizer?)", path,
+                      ts[i].group, ts[i].name);
+        trainer_check(t, ckpt_read(c, &ts[i], err, sizeof err) != 0, EXIT_USAGE,
+                      "cannot resume: %s is incompatible with this model: %s", path, err);
+    }
+    free(ts);
+}
+
+void train_state_load(trainer *t, ckpt *c, const char *path) {
+    load_tensors(t, c, path);
+    char err[1024] = "";
+    loaded_state s;
+    memset(&s, 0, sizeof s);
+    int rc = ckpt_get_meta(c)->format_version == 1 ? read_fields_v1(c, t->job, &s, err, sizeof err)
+                                                   : read_fields(c, t->job, &s, err, sizeof err);
+    trainer_check(t, rc != 0, EXIT_USAGE, "cannot resume: %s", err);
+    rc = apply_fields(t, &s);
+    free_loaded(&s, 1);
+    trainer_check(t, rc != 0, EXIT_USAGE, "cannot resume: %s: its training state is malformed", path);
+    t->resume_fields = xcalloc((size_t)s.njob + 1, sizeof *t->resume_fields);
+    memcpy(t->resume_fields, s.job, (size_t)s.njob * sizeof *s.job);
+    t->resume_nfields = s.njob;
+}
+
+void train_state_free_resume(trainer *t) {
+    for (int i = 0; i < t->resume_nfields; i++) free(t->resume_fields[i].data);
+    free(t->resume_fields);
+    t->resume_fields = NULL;
+    t->resume_nfields = 0;
+}
+
+long train_state_step(ckpt *c) {
+    int64_t step = 0;
+    ckpt_field f = {ckpt_get_meta(c)->format_version == 1 ? "" : "train_state", "step", CKPT_I64, 0, {0, 0}, &step};
+    char err[256];
+    return ckpt_read_field(c, &f, err, sizeof err) == 0 ? (long)step : 0;
+}
+
+int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, float *dst) {
+    char err[1024];
+    ckpt *c = ckpt_open(ckpt_path, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "dtrain: %s\n", err);
+        return EXIT_USAGE;
+    }
+    long held = ckpt_count(c, group);
+    if (held != t->model.ntensors) {
+        fprintf(stderr,
+                "dtrain: %s does not fit this model: its /%s holds %ld tensors, the model has %d "
+                "(do the shape keys, such as n_layer, match the checkpoint's?)\n",
+                ckpt_path, group, held, t->model.ntensors);
+        ckpt_close(c);
+        return EXIT_USAGE;
+    }
+    for (int i = 0; i < t->model.ntensors; i++) {
+        const tensor_info *ti = &t->model.tensors[i];
+        ckpt_tensor ct = {group, ti->name, ti->ndim, {0}, dst + ti->offset};
+        memcpy(ct.shape, ti->shape, sizeof ti->shape);
+        if (!ckpt_has(c, group, ti->name) || ckpt_read(c, &ct, err, sizeof err) != 0) {
+            fprintf(stderr, "dtrain: %s does not fit this model: %s\n", ckpt_path,
+                    ckpt_has(c, group, ti->name) ? err : "a tensor is missing");
+            ckpt_close(c);
+            return EXIT_USAGE;
+        }
+    }
+    t->step = train_state_step(c);
+    ckpt_close(c);
+    return 0;
+}
