@@ -40,6 +40,7 @@ const cfg_spec trainer_keys[] = {
     {"ckpt_keep", CFG_INT, "3", "0..", "checkpoints kept (0 = all)"},
     {"ckpt_dir", CFG_STRING, "", NULL, "checkpoint directory (empty = OUT/checkpoints)"},
     {"resume", CFG_STRING, "none", NULL, "none, auto (newest valid checkpoint in OUT/checkpoints), or a checkpoint path"},
+    {"comm_timeout", CFG_FLOAT, "30", "0..", "seconds a gradient all-reduce may take before the job ends naming the ranks that stopped answering (0 = wait forever)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 
@@ -494,7 +495,7 @@ static int64_t extra_int(const ckpt_meta *m, const char *key, int64_t def) {
 static int operational_key(const char *key) {
     static const char *const keys[] = {"out",           "ckpt_dir",  "resume",   "threads",
                                        "log_interval",  "ckpt_keep", "ckpt_interval",
-                                       "eval_interval", NULL};
+                                       "eval_interval", "comm_timeout", NULL};
     for (int i = 0; keys[i]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;
@@ -700,6 +701,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     long threads = config_int(&t->cfg, "threads");
     t->threads = threads > 0 ? (int)threads : auto_threads(t->comm);
     kernels_set_threads(t->threads);
+    comm_set_timeout(t->comm, config_float(&t->cfg, "comm_timeout"));
     t->grad_accum = (int)config_int(&t->cfg, "grad_accum");
     snprintf(t->out_dir, sizeof t->out_dir, "%s", config_str(&t->cfg, "out"));
     const char *cdir = config_str(&t->cfg, "ckpt_dir");
@@ -1002,9 +1004,10 @@ static const char *launcher(void) {
 
 static void print_world(trainer *t) {
     int local_max = comm_local_size(t->comm) - 1;
-    trainer_log(t, "dtrain %s | %d rank%s on %d node%s (local ranks 0-%d) | launcher %s | device cpu | "
+    trainer_log(t, "dtrain %s | %d rank%s on %d node%s [%s] (local ranks 0-%d) | launcher %s | device cpu | "
                 "%d thread%s per rank | %zu parameters\n", t->job->name, t->world, t->world == 1 ? "" : "s",
-                comm_nodes(t->comm), comm_nodes(t->comm) == 1 ? "" : "s", local_max, launcher(), t->threads,
+                comm_nodes(t->comm), comm_nodes(t->comm) == 1 ? "" : "s", comm_node_list(t->comm), local_max,
+                launcher(), t->threads,
                 t->threads == 1 ? "" : "s", t->model.nparams);
     const char *ntasks = getenv("SLURM_NTASKS"), *job = getenv("SLURM_JOB_ID");
     if (ntasks && job && strcmp(launcher(), "srun") == 0) {
