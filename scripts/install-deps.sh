@@ -5,7 +5,8 @@
 #                                          on a systemd workstation this enables their services
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-      libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev)
+      libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev
+      iproute2 nftables) # iproute2, nftables: the multi-host tests (tests/netns.sh) and their faults
 [ "${1:-}" = --with-slurm ] && PKGS+=(slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -20,9 +20,24 @@ NET_PIDS=()
 net_addr() { echo "10.77.0.$((10 + $1))"; }
 net_ns() { echo "${NET_P}h$1"; }
 
+# running PID: alive and not a zombie waiting for us to reap it
+running() { [ -r "/proc/$1/stat" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat"; }
+
 net_down() {
-    local i ns pid
-    for pid in "${NET_PIDS[@]}"; do kill -9 "$pid" 2> /dev/null || true; done
+    local i ns pid left
+    # daemons the test started: TERM, up to 5 s to exit (slurmctld reaps its helpers), then KILL
+    for pid in "${NET_PIDS[@]}"; do kill -TERM "$pid" 2> /dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for pid in "${NET_PIDS[@]}"; do running "$pid" && left=1; done
+        ((left)) || break
+        sleep 0.1
+    done
+    for pid in "${NET_PIDS[@]}"; do
+        kill -9 "$pid" 2> /dev/null || true
+        wait "$pid" 2> /dev/null || true
+    done
+    NET_PIDS=()
     for ((i = 0; i <= NET_N; i++)); do
         if ((i == 0)); then ns=${NET_P}sw; else ns=$(net_ns "$i"); fi
         [ -e "/run/netns/$ns" ] || continue
