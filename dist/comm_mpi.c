@@ -22,6 +22,9 @@ struct comm {
     char *hosts;          /* world * HOST_LEN: the host of every rank */
     char *node_list;      /* the distinct hosts, comma-separated, in rank order */
     double timeout_s;     /* deadline of the gradient all-reduce (0 = wait forever) */
+    long grad_calls;      /* gradient all-reduces so far, their time and their size, */
+    double grad_s;        /* reported at the end when DTRAIN_COMM_STATS is set */
+    size_t grad_floats;
 };
 
 /* Every MPI call goes through this: a failure names the call and the rank, then aborts. */
@@ -84,8 +87,19 @@ comm *comm_init(int *argc, char ***argv) {
     return c;
 }
 
+/* With DTRAIN_COMM_STATS set (bench/bench_multinode.sh), rank 0 says how long the gradient
+ * all-reduces took: waiting for the slowest rank included, as the step pays it. */
+static void report_stats(const comm *c) {
+    const char *on = getenv("DTRAIN_COMM_STATS");
+    if (!on || !on[0] || c->rank != 0 || c->grad_calls == 0) return;
+    fprintf(stderr, "dtrain: comm stats: %ld gradient all-reduces of %zu floats over %d ranks on %d nodes: "
+            "%.3f ms each, %.3f s in all\n", c->grad_calls, c->grad_floats, c->world, c->nodes,
+            1e3 * c->grad_s / (double)c->grad_calls, c->grad_s);
+}
+
 void comm_finalize(comm *c) {
     if (!c) return;
+    report_stats(c);
     MPI_Comm_free(&c->node);
     MPI_Comm_free(&c->probe);
     free(c->hosts);
@@ -185,6 +199,7 @@ static void wait_collective(comm *c, MPI_Request *req, const char *what) {
 
 void comm_allreduce_mean_f32(comm *c, float *buf, size_t n) {
     if (c->world == 1) return;
+    double t0 = now_s();
     for (size_t off = 0; off < n; off += CHUNK) {
         int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
         if (c->timeout_s > 0) {
@@ -199,6 +214,9 @@ void comm_allreduce_mean_f32(comm *c, float *buf, size_t n) {
     }
     float inv = 1.0f / (float)c->world;
     for (size_t i = 0; i < n; i++) buf[i] *= inv;
+    c->grad_calls++;
+    c->grad_s += now_s() - t0;
+    c->grad_floats = n;
 }
 
 void comm_allreduce_sum_f64(comm *c, double *buf, size_t n) {
