@@ -18,7 +18,7 @@ int comm_world(const comm *c);
 int comm_local_rank(const comm *c);  /* rank among the processes on this node */
 int comm_local_size(const comm *c);
 int comm_nodes(const comm *c);       /* number of distinct nodes in the world */
-/* the distinct host names, comma-separated, in rank order ("node1,node2") */
+/* the distinct host names, comma-separated, in rank order ("node1,node2"); past 8, ",..." */
 const char *comm_node_list(const comm *c);
 const char *comm_host_of(const comm *c, int rank);
 /* Deadline of the gradient all-reduce, in seconds (0 = none, the default). Past it, or on

@@ -46,15 +46,20 @@ static void gather_hosts(comm *c) {
     MPI_Get_processor_name(name, &len);
     snprintf(mine, sizeof mine, "%s", name);
     c->hosts = calloc((size_t)c->world, HOST_LEN);
-    c->node_list = calloc((size_t)c->nodes, HOST_LEN + 1);
+    c->node_list = calloc(9, HOST_LEN + 1);
     if (!c->hosts || !c->node_list) comm_abort(c, 3, "out of memory for the host names of %d ranks", c->world);
     MPI_CHECK(c, MPI_Allgather(mine, HOST_LEN, MPI_CHAR, c->hosts, HOST_LEN, MPI_CHAR, MPI_COMM_WORLD));
-    /* the first rank of each node adds its name (local rank 0 is the node's lowest rank) */
-    for (int r = 0; r < c->world; r++) {
+    /* each host once, in rank order; a start-up line for hundreds of nodes names the first 8 */
+    int listed = 0;
+    for (int r = 0; r < c->world && listed <= 8; r++) {
         const char *h = c->hosts + (size_t)r * HOST_LEN;
         int seen = 0;
         for (int q = 0; q < r && !seen; q++) seen = strcmp(h, c->hosts + (size_t)q * HOST_LEN) == 0;
         if (seen) continue;
+        if (listed++ == 8) {
+            strcat(c->node_list, ",...");
+            break;
+        }
         if (c->node_list[0]) strcat(c->node_list, ",");
         strcat(c->node_list, h);
     }
