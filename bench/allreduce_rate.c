@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 /* allreduce_rate: how long MPI takes to all-reduce one buffer of floats, the reference for
  * dtrain's gradient all-reduce in bench/bench_multinode.sh (same hosts, same buffer size).
  *
@@ -5,23 +6,31 @@
  *
  * Times, after 3 warm-up calls and a barrier, REPS back-to-back calls of (a) MPI_Allreduce in
  * place (Open MPI's tuned collective) and (b) MPI_Iallreduce polled with MPI_Test until done
- * (what dtrain does when comm_timeout > 0), on rank 0, as dtrain's DTRAIN_COMM_STATS does.
+ * and (c) the same, yielding the core between polls after the first millisecond (what dtrain
+ * does when comm_timeout > 0), on rank 0, as dtrain's DTRAIN_COMM_STATS does.
  * Prints one line per method: ms per all-reduce (the mean) and the bus bandwidth,
  * 2 (W-1)/W x bytes / time, the bytes each link carries in a ring all-reduce. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
-/* one all-reduce of buf, blocking or polled */
-static void allreduce(float *buf, int n, int nonblocking) {
-    if (!nonblocking) {
+/* one all-reduce of buf: 0 blocking, 1 polled, 2 polled yielding the core between polls
+ * after the first millisecond, as dist/comm_mpi.c does */
+static void allreduce(float *buf, int n, int how) {
+    if (how == 0) {
         MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         return;
     }
     MPI_Request req;
     int done = 0;
+    double t0 = MPI_Wtime();
     MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
-    while (!done) MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    for (;;) {
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done) break;
+        if (how == 2 && MPI_Wtime() - t0 > 1e-3) nanosleep(&(struct timespec){0, 20000}, NULL);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -41,8 +50,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_allreduce_rate: out of memory for %ld floats\n", n);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    static const char *const names[] = {"MPI_Allreduce", "MPI_Iallreduce+MPI_Test"};
-    for (int nb = 0; nb < 2; nb++) {
+    static const char *const names[] = {"MPI_Allreduce", "MPI_Iallreduce+MPI_Test", "MPI_Iallreduce+MPI_Test+yield"};
+    for (int nb = 0; nb < 3; nb++) {
         for (int i = 0; i < 3; i++) allreduce(buf, (int)n, nb);
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
