@@ -32,6 +32,7 @@ const cfg_spec trainer_keys[] = {
     {"ckpt_keep", CFG_INT, "3", "0..", "checkpoints kept (0 = all)"},
     {"ckpt_dir", CFG_STRING, "", NULL, "checkpoint directory (empty = OUT/checkpoints)"},
     {"resume", CFG_STRING, "none", NULL, "none, auto (newest valid checkpoint in OUT/checkpoints), or a checkpoint path"},
+    {"comm_timeout", CFG_FLOAT, "30", "0..", "seconds a gradient all-reduce may take before the job ends naming the ranks that stopped answering (0 = wait forever)"},
     {NULL, 0, NULL, NULL, NULL},
 };
 

@@ -52,7 +52,7 @@ static int choose_checkpoint(trainer *t, const char *resume, char *path, size_t 
 static int operational_key(const char *key) {
     static const char *const keys[] = {"out",           "ckpt_dir",  "resume",   "threads",
                                        "log_interval",  "ckpt_keep", "ckpt_interval",
-                                       "eval_interval", NULL};
+                                       "eval_interval", "comm_timeout", NULL};
     for (int i = 0; keys[i]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;

@@ -85,6 +85,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     long threads = config_int(&t->cfg, "threads");
     t->threads = threads > 0 ? (int)threads : trainer_auto_threads(t->comm);
     kernels_set_threads(t->threads);
+    comm_set_timeout(t->comm, config_float(&t->cfg, "comm_timeout"));
     t->grad_accum = (int)config_int(&t->cfg, "grad_accum");
     snprintf(t->out_dir, sizeof t->out_dir, "%s", config_str(&t->cfg, "out"));
     const char *cdir = config_str(&t->cfg, "ckpt_dir");

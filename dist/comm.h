@@ -18,6 +18,13 @@ int comm_world(const comm *c);
 int comm_local_rank(const comm *c);  /* rank among the processes on this node */
 int comm_local_size(const comm *c);
 int comm_nodes(const comm *c);       /* number of distinct nodes in the world */
+/* the distinct host names, comma-separated, in rank order ("node1,node2"); past 8, ",..." */
+const char *comm_node_list(const comm *c);
+const char *comm_host_of(const comm *c, int rank);
+/* Deadline of the gradient all-reduce, in seconds (0 = none, the default). Past it, or on
+ * an MPI error inside it, the ranks still running find out which peers no longer answer,
+ * and the job ends with a message naming them and their hosts (exit 3). */
+void comm_set_timeout(comm *c, double seconds);
 
 /* buf[n] <- mean over ranks of buf[n] (sum then scale by 1/world) */
 void comm_allreduce_mean_f32(comm *c, float *buf, size_t n);
