@@ -34,6 +34,26 @@ int kernels_get_threads(void);
 float *kernels_alloc(size_t nfloats);
 void kernels_free(float *p);
 
+/* ---- memory: the only ways in and out ------------------------------------------------ */
+
+/* With the CUDA backend, every pointer an op takes is device memory, which host code must
+ * never read or write (on a GPU it faults; the emulator makes it fault too): these calls are
+ * how data crosses. With the CPU backend they are memcpy and memset.
+ * kernels_to_device and kernels_to_host wait until the copy is done (the source may be
+ * reused, the destination read, as soon as they return); kernels_copy (within the backend's
+ * memory) and kernels_zero are ordered with the ops, like an op. */
+void kernels_to_device(void *dst, const void *src, size_t bytes);
+void kernels_to_host(void *dst, const void *src, size_t bytes);
+void kernels_copy(void *dst, const void *src, size_t bytes);
+void kernels_zero(void *dst, size_t bytes);
+/* Waits for every op enqueued so far and reports any error found on the device. */
+void kernels_synchronize(void);
+
+/* ---- moving averages ----------------------------------------------------------------- */
+
+/* ema[n] = decay * ema[n] + (1 - decay) * x[n]   (an EMA of the weights) */
+void ema_update(float *ema, const float *x, size_t n, float decay);
+
 /* ---- linear ----------------------------------------------------------------------- */
 
 /* out[N,OC] = inp[N,C] . w[OC,C]^T + b[OC]      (b may be NULL) */

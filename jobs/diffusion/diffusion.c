@@ -217,7 +217,7 @@ static void diffusion_after_step(void *js, trainer *t) {
     }
     double warm = (1.0 + (double)t->step) / (10.0 + (double)t->step);
     float decay = (float)fmin(config_float(&t->cfg, "ema_decay"), warm);
-    for (size_t i = 0; i < n; i++) d->ema[i] = decay * d->ema[i] + (1.0f - decay) * p[i];
+    ema_update(d->ema, p, n, decay);
 }
 
 /* ---- evaluation --------------------------------------------------------------------- */

@@ -156,6 +156,11 @@ void cuda_kernels_to_host(void *dst, const void *src, size_t bytes) {
     CU_CHECK(cudaStreamSynchronize(g.stream));
 }
 
+void cuda_kernels_copy(void *dst, const void *src, size_t bytes) {
+    ctx();
+    if (bytes) CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
+}
+
 void cuda_kernels_zero(void *dst, size_t bytes) {
     ctx();
     if (bytes) CU_CHECK(cudaMemsetAsync(dst, 0, bytes, g.stream));

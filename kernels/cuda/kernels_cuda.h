@@ -57,8 +57,6 @@ void cuda_kernels_set_tf32(int on);
 int cuda_kernels_get_tf32(void);
 /* The cudaStream_t every op is enqueued on (as void *, so C callers need no CUDA header). */
 void *cuda_kernels_stream(void);
-/* Waits for every enqueued op and reports any error recorded on the device. */
-void cuda_kernels_synchronize(void);
 
 /* ---- memory ----------------------------------------------------------------------- */
 
@@ -66,11 +64,6 @@ void cuda_kernels_synchronize(void);
  * cuda_kernels_free_bytes. */
 void *cuda_kernels_alloc_bytes(size_t bytes);
 void cuda_kernels_free_bytes(void *p);
-/* Copies that wait for the stream: for the batch, the loss, logging and tests. */
-void cuda_kernels_to_device(void *dst, const void *src, size_t bytes);
-void cuda_kernels_to_host(void *dst, const void *src, size_t bytes);
-/* dst[bytes] = 0 (asynchronous, e.g. gradients once per step) */
-void cuda_kernels_zero(void *dst, size_t bytes);
 /* dst[n] = value (asynchronous; tests poison outputs with NaN this way) */
 void cuda_kernels_fill(float *dst, float value, size_t n);
 

@@ -9,6 +9,12 @@
 #define kernels_get_threads cuda_kernels_get_threads
 #define kernels_alloc cuda_kernels_alloc
 #define kernels_free cuda_kernels_free
+#define kernels_to_device cuda_kernels_to_device
+#define kernels_to_host cuda_kernels_to_host
+#define kernels_copy cuda_kernels_copy
+#define kernels_zero cuda_kernels_zero
+#define kernels_synchronize cuda_kernels_synchronize
+#define ema_update cuda_ema_update
 #define linear_forward cuda_linear_forward
 #define linear_backward cuda_linear_backward
 #define relu_forward cuda_relu_forward
@@ -54,6 +60,12 @@
 #undef kernels_get_threads
 #undef kernels_alloc
 #undef kernels_free
+#undef kernels_to_device
+#undef kernels_to_host
+#undef kernels_copy
+#undef kernels_zero
+#undef kernels_synchronize
+#undef ema_update
 #undef linear_forward
 #undef linear_backward
 #undef relu_forward
