@@ -54,3 +54,8 @@ int model_find(const model *m, const char *name) {
 }
 
 void model_zero_grads(model *m) { memset(m->grads, 0, m->nfloats * sizeof(float)); }
+
+void model_grads_ready(model *m, int first) {
+    if (first < 0 || first >= m->ntensors) DIE("model_grads_ready: no tensor %d", first);
+    if (m->on_grads_ready) m->on_grads_ready(m->grads_ready_arg, m->tensors[first].offset);
+}

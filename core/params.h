@@ -21,6 +21,10 @@ typedef struct tensor_info {
     int decay; /* weight decay applies (matrices and filters, not biases or norms) */
 } tensor_info;
 
+/* Told by the backward pass that every gradient from float `from` to the end of the arena is
+ * final for this micro-batch (see model_grads_ready). */
+typedef void (*grads_ready_fn)(void *arg, size_t from);
+
 typedef struct model {
     tensor_info *tensors;
     int ntensors, cap;
@@ -28,6 +32,8 @@ typedef struct model {
     size_t nparams; /* real parameters, padding excluded */
     float *params;
     float *grads;
+    grads_ready_fn on_grads_ready; /* set by the trainer, may be NULL */
+    void *grads_ready_arg;
 } model;
 
 /* Declares a tensor; returns its index. Dies if called after model_alloc. */
@@ -39,5 +45,11 @@ static inline float *model_param(const model *m, int i) { return m->params + m->
 static inline float *model_grad(const model *m, int i) { return m->grads + m->tensors[i].offset; }
 int model_find(const model *m, const char *name); /* -1 if absent */
 void model_zero_grads(model *m);
+/* Called by a backward pass as it goes: the gradients of tensor `first` and of every tensor
+ * declared after it are final (backward runs in reverse declaration order, so the final part
+ * of the arena grows from its end). The trainer uses it to start reducing those gradients
+ * while the rest of the backward pass runs; calls that do not move the boundary down are
+ * harmless. */
+void model_grads_ready(model *m, int first);
 
 #endif
