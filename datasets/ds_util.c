@@ -283,10 +283,19 @@ char *ds_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     while (buf) {
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
-        char *bigger = realloc(buf, cap * 2);
+        /* bounded as it grows (the path may name a device or a pipe that never ends): the
+         * last buffer holds DS_READ_FILE_MAX bytes, the NUL, and one byte to see more */
+        if (n > DS_READ_FILE_MAX) {
+            free(buf);
+            fclose(f);
+            ds_fail(err, errlen, "%s: larger than %zu bytes: expected a small file", path, (size_t)DS_READ_FILE_MAX);
+            return NULL;
+        }
+        size_t next = cap * 2 < DS_READ_FILE_MAX + 2 ? cap * 2 : DS_READ_FILE_MAX + 2;
+        char *bigger = realloc(buf, next);
         if (!bigger) free(buf);
         buf = bigger;
-        cap *= 2;
+        cap = next;
     }
     int bad = !buf || ferror(f);
     fclose(f);

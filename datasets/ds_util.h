@@ -81,7 +81,9 @@ int ds_tmp_guard_begin(const char *tmp, char *err, size_t errlen);
 void ds_tmp_guard_end(void);
 
 /* The whole of a (small) file, NUL-terminated, malloc'd; NULL and "PATH: cannot open|read:
- * <why>" in err. */
+ * <why>" in err, or "PATH: larger than ..." past DS_READ_FILE_MAX bytes (the tokenizer files
+ * read this way are stored in token files, whose readers take at most as much). */
+#define DS_READ_FILE_MAX ((size_t)1 << 30)
 char *ds_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 #endif
