@@ -63,6 +63,10 @@ static void *classify_create(trainer *t) {
     trainer_check(t, !c->train, EXIT_USAGE, "%s", err);
     c->test = image_shard_open(path, "test", t->rank, t->world, err, sizeof err);
     trainer_check(t, !c->test, EXIT_USAGE, "%s", err);
+    /* the model and the buffers are sized from the train split; evaluation copies test
+     * images into them */
+    trainer_check(t, image_shard_check_like(c->test, c->train, path, "test", "train", err, sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     trainer_check(t, image_labels_check(c->train, path, "train", NCLASSES, err, sizeof err) != 0 ||
                          image_labels_check(c->test, path, "test", NCLASSES, err, sizeof err) != 0,
                   EXIT_USAGE, "%s", err);

@@ -131,6 +131,11 @@ static void *diffusion_create(trainer *t) {
     diffusion *d = xcalloc(1, sizeof *d);
     d->train = open_split(t, "train");
     d->test = open_split(t, "test");
+    /* the U-Net and the buffers are sized from the train split; evaluation reads test images */
+    char err[1024];
+    trainer_check(t, image_shard_check_like(d->test, d->train, config_str(&t->cfg, "data"), "test", "train", err,
+                                            sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     d->H = image_shard_height(d->train), d->W = image_shard_width(d->train);
     unet_config c = config_for(t, d->H, d->W);
     unet_build(&d->net, &t->model, &c);
