@@ -1,6 +1,7 @@
 """Hostile checkpoints for tests/it_hostile_ckpt.sh, crafted with h5py (Debian's python3-h5py).
 
     /usr/bin/python3 hostile_ckpt.py MID.h5 END.h5 V1.h5 OUTDIR
+    /usr/bin/python3 hostile_ckpt.py set-config FILE.h5 KEY=VALUE...   (edits its stored config)
 
 MID.h5 is a classify checkpoint of a 1-rank, 1-epoch run (125 steps, stored epochs = 1) at
 step 20 of epoch 0, END.h5 the same run's last (epoch 1, step_in_epoch 0), V1.h5 the
@@ -12,8 +13,19 @@ import shutil
 import struct
 import sys
 
+import re
+
 import h5py
 import numpy as np
+
+if sys.argv[1] == "set-config":
+    with h5py.File(sys.argv[2], "r+") as f:
+        text = bytes(f.attrs["config"]).decode()
+        for kv in sys.argv[3:]:
+            key, value = kv.split("=", 1)
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        f.attrs["config"] = np.bytes_(text.encode())
+    sys.exit(0)
 
 MID, END, V1, OUT = sys.argv[1:5]
 cases = []
