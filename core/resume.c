@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "mem_limit.h"
 #include "train_state.h"
 #include "util.h"
 
@@ -121,6 +122,7 @@ static int load_checkpoint(trainer *t, const char *path) {
      * collective trainer_check (one line, from the lowest rank that failed) */
     ckpt *c = ckpt_open(path, err, sizeof err);
     trainer_check(t, !c, EXIT_USAGE, "cannot resume: %s", err);
+    snprintf(t->resume_path, sizeof t->resume_path, "%s", path);
     const ckpt_meta *meta = ckpt_get_meta(c);
     trainer_check(t, strcmp(meta->job, t->job->name) != 0, EXIT_USAGE,
                   "cannot resume: %s was written by job '%s', not '%s'", path, meta->job, t->job->name);
@@ -182,7 +184,16 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
     kernels_set_threads(t->threads);
     t->grad_accum = 1;
     ckpt_close(c);
+    /* the model is built from the checkpoint's config: sizes it asks for that this machine
+     * cannot hold are that file's error (mem_limit.h) */
+    char source[4200];
+    snprintf(source, sizeof source, "%s: its stored config", ckpt_path);
+    mem_limit_source(source);
     t->js = j->create(t);
+    unsigned long long pbytes;
+    int over = __builtin_mul_overflow((unsigned long long)t->model.nfloats, 2ull * sizeof(float), &pbytes);
+    mem_limit_check(pbytes, over, "the parameters and their gradients");
+    mem_limit_source(NULL);
     model_alloc(&t->model);
     rc = trainer_read_group(t, ckpt_path, "params", t->model.params);
     return rc;

@@ -23,6 +23,11 @@ extern const state_entry TRAIN_STATE[];
 extern const int TRAIN_STATE_N;
 
 #define TRAIN_STATE_MAX 32     /* trainer and job fields of one checkpoint */
+/* Limits on what a checkpoint may say (train_state.c checks them before any is used): the
+ * world that wrote it, and every counter (step, epoch, ...): 2^53, where a double (the
+ * metrics' JSON numbers) still counts exactly. */
+#define STATE_WORLD_MAX (1 << 20)
+#define STATE_COUNTER_MAX (1LL << 53)
 #define JOB_STATE_MAX 8
 
 #define STATE_TYPE_SIZE(type) ((type) == CKPT_I32 ? 4 : (type) == CKPT_U8 ? 1 : 8)
@@ -46,7 +51,8 @@ double train_state_write(trainer *t);
  * in t->resume_fields for its load_state. */
 void train_state_load(trainer *t, ckpt *c, const char *path);
 void train_state_free_resume(trainer *t);
-/* The step a checkpoint was written at (0 if unreadable). */
-long train_state_step(ckpt *c);
+/* The step a checkpoint was written at (0 if it holds none), or -1 with err when it is out
+ * of range or unreadable. */
+long train_state_step(ckpt *c, char *err, size_t errlen);
 
 #endif

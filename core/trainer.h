@@ -52,6 +52,7 @@ typedef struct trainer {
     ckpt_field *resume_fields; /* the job's state_fields as read from the checkpoint */
     int resume_nfields;
     int resume_world;
+    char resume_path[4096]; /* the checkpoint resumed from, for the job's messages about its state */
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
     struct {
         char group[32];

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "pngio.h"
@@ -202,7 +203,8 @@ static int write_h5(const char *path, const uint8_t *imgs, const int32_t *labels
     H5Sclose(sp);
     free(lab);
     if (H5Fclose(f) < 0 || st < 0) {
-        fprintf(stderr, "dtrain sample: %s: write failed\n", path);
+        fprintf(stderr, "dtrain sample: %s: write failed (a full disk?); the partial file is removed\n", path);
+        unlink(path);
         return EXIT_RUNTIME;
     }
     return 0;
@@ -228,10 +230,15 @@ static int sample_with(trainer *t, const dopts *o) {
         rc = EXIT_RUNTIME;
     }
     if (rc == 0 && o->out_h5) rc = write_h5(o->out_h5, imgs, labels, n, H, W);
-    if (rc == 0)
+    if (rc == 0) {
         printf("wrote %s (%d samples, %s %d steps, guidance %g, %s weights of step %ld) in %.1f s\n", o->out_png, n,
                o->gen.ddpm ? "DDPM" : "DDIM", o->gen.ddpm ? diffusion_schedule(t->js)->T : o->gen.steps,
                o->gen.guidance, o->ema ? "EMA" : "raw", t->step, dt);
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "dtrain sample: stdout: %s\n", strerror(errno));
+            rc = EXIT_RUNTIME;
+        }
+    }
     free(grid), free(imgs), free(labels);
     return rc;
 }
