@@ -76,6 +76,8 @@ static void nccl_settle(comm_nccl *c, const char *call, ncclResult_t rc) {
 /* comm_nccl_local_rank and comm_nccl_pick_device are in dist/gpu_place.c: pure logic, linked
  * also where NCCL is not (the trainer picks the GPU of --device cuda with them). */
 
+int comm_nccl_built(void) { return 1; }
+
 static double timeout_from_env(comm *mpi) {
     const char *s = getenv("DTRAIN_NCCL_TIMEOUT");
     if (!s || !*s) return DEFAULT_TIMEOUT_S;
