@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "device_select.h"
 #include "kernels.h"
 #include "train_state.h"
 #include "util.h"
@@ -82,6 +83,9 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     int rc = trainer_parse_args(t, argc, argv);
     if (rc == 0) rc = trainer_check_keys(t);
     if (rc != 0) return rc;
+    /* the device is bound before anything is allocated (job->create allocates): a CUDA
+     * context made first would put every rank on GPU 0 */
+    if ((rc = trainer_select_device(t)) != 0) return rc;
     long threads = config_int(&t->cfg, "threads");
     t->threads = threads > 0 ? (int)threads : trainer_auto_threads(t->comm);
     kernels_set_threads(t->threads);
