@@ -19,6 +19,7 @@ struct grad_reducer {
     int nbuckets;
     int next;             /* the first bucket not launched in this step */
     grad_bucket_ops ops;
+    int owns_arg;         /* ops.arg is freed with the reducer */
     char what[96];
 };
 
@@ -72,8 +73,15 @@ grad_reducer *grad_reduce_buckets(model *m, size_t bucket_floats, grad_bucket_op
     return r;
 }
 
+grad_reducer *grad_reduce_buckets_owning(model *m, size_t bucket_floats, grad_bucket_ops ops) {
+    grad_reducer *r = grad_reduce_buckets(m, bucket_floats, ops);
+    r->owns_arg = 1;
+    return r;
+}
+
 void grad_reduce_free(grad_reducer *r) {
     if (!r) return;
+    if (r->owns_arg) free(r->ops.arg);
     if (r->m && r->m->grads_ready_arg == r) r->m->on_grads_ready = NULL, r->m->grads_ready_arg = NULL;
     free(r->staging);
     free(r->buckets);

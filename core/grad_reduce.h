@@ -40,6 +40,12 @@ typedef struct grad_reducer grad_reducer;
 grad_reducer *grad_reduce_host(comm *c, model *m);
 grad_reducer *grad_reduce_staged(comm *c, model *m);
 grad_reducer *grad_reduce_buckets(model *m, size_t bucket_floats, grad_bucket_ops ops);
+/* the same, and ops.arg is freed with the reducer */
+grad_reducer *grad_reduce_buckets_owning(model *m, size_t bucket_floats, grad_bucket_ops ops);
+/* Buckets reduced by NCCL (grad_reduce_nccl.c), launched after the work enqueued so far on
+ * `stream` (a cudaStream_t: the backend's), joined onto it. */
+struct comm_nccl;
+grad_reducer *grad_reduce_nccl(struct comm_nccl *nc, model *m, void *stream, size_t bucket_floats);
 void grad_reduce_free(grad_reducer *r);
 
 /* Before the last micro-batch's forward/backward: from here on, the model's reports of final
