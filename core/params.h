@@ -3,7 +3,12 @@
  * All parameters of a model live in one allocation, all gradients in another, so one
  * all-reduce, one optimizer loop and one checkpoint pass cover the whole model. A job
  * declares its tensors (name, shape, whether weight decay applies), then calls
- * model_alloc(); views are params + offset. */
+ * model_alloc(); views are params + offset.
+ *
+ * Where the arenas live: the gradients, and the parameters once model_upload ran, are the
+ * backend's memory (the GPU's with the CUDA backend: host code must not touch them). The
+ * host keeps a staging copy of the parameters, `host`: initialisation writes it (params
+ * point at it until the upload), the broadcast sends it, checkpoints pass through it. */
 #ifndef DTRAIN_PARAMS_H
 #define DTRAIN_PARAMS_H
 
@@ -30,15 +35,22 @@ typedef struct model {
     int ntensors, cap;
     size_t nfloats; /* size of each arena, padding included */
     size_t nparams; /* real parameters, padding excluded */
-    float *params;
-    float *grads;
+    float *params; /* the host copy until model_upload, then the backend's arena */
+    float *grads;  /* the backend's memory */
+    float *host;   /* the host staging copy of the parameters, nfloats */
     grads_ready_fn on_grads_ready; /* set by the trainer, may be NULL */
     void *grads_ready_arg;
 } model;
 
 /* Declares a tensor; returns its index. Dies if called after model_alloc. */
 int model_add(model *m, const char *name, int ndim, const int *shape, int decay);
+/* The host copy (zeroed; params point at it) and the gradient arena (backend memory). */
 void model_alloc(model *m);
+/* params <- the host copy, in backend memory (allocated by the first call; params point
+ * there from then on). */
+void model_upload(model *m);
+/* the host copy <- params */
+void model_download(model *m);
 void model_free(model *m);
 
 static inline float *model_param(const model *m, int i) { return m->params + m->tensors[i].offset; }

@@ -195,6 +195,7 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
     mem_limit_check(pbytes, over, "the parameters and their gradients");
     mem_limit_source(NULL);
     model_alloc(&t->model);
+    model_upload(&t->model); /* the arena in the backend's memory, which the read fills */
     rc = trainer_read_group(t, ckpt_path, "params", t->model.params);
     return rc;
 }

@@ -58,16 +58,27 @@ float *trainer_add_buffer(trainer *t, const char *group) {
     return t->buffers[t->nbuffers++].data;
 }
 
-/* Every buffer a checkpoint holds: the parameters, each optimizer state and the job's extra
- * buffers, one group each. */
-static ckpt_tensor *state_tensors(trainer *t, int *n) {
-    const model *m = &t->model;
-    const char *gname[8] = {"params"};
-    float *base[8] = {m->params};
-    int groups = 1;
+/* Every buffer a checkpoint holds, in the backend's memory: the parameters, each optimizer
+ * state and the job's extra buffers, one group each, laid out like the parameters. */
+static int state_groups(trainer *t, const char **gname, float **base) {
+    int groups = 0;
+    gname[groups] = "params", base[groups++] = t->model.params;
     if (t->opt.m) gname[groups] = t->opt.kind == OPT_SGD ? "momentum" : "adam_m", base[groups++] = t->opt.m;
     if (t->opt.v) gname[groups] = "adam_v", base[groups++] = t->opt.v;
     for (int b = 0; b < t->nbuffers; b++) gname[groups] = t->buffers[b].group, base[groups++] = t->buffers[b].data;
+    return groups;
+}
+
+#define STATE_GROUPS_MAX 8
+
+/* The tensors of every group, as views into `host`: a host copy of the groups, one after
+ * the other, model.nfloats floats each (checkpoints pass through the host; the backend's
+ * memory may be a GPU's). */
+static ckpt_tensor *state_tensors(trainer *t, float *host, int *n) {
+    const model *m = &t->model;
+    const char *gname[STATE_GROUPS_MAX];
+    float *base[STATE_GROUPS_MAX];
+    int groups = state_groups(t, gname, base);
     ckpt_tensor *ts = xcalloc((size_t)(groups * m->ntensors), sizeof *ts);
     int k = 0;
     for (int g = 0; g < groups; g++)
@@ -77,11 +88,34 @@ static ckpt_tensor *state_tensors(trainer *t, int *n) {
             ts[k].name = ti->name;
             ts[k].ndim = ti->ndim;
             memcpy(ts[k].shape, ti->shape, sizeof ti->shape);
-            ts[k].data = base[g] + ti->offset;
+            ts[k].data = host + (size_t)g * m->nfloats + ti->offset;
             k++;
         }
     *n = k;
     return ts;
+}
+
+/* A host buffer for every group (model.nfloats floats each): with `download`, filled from
+ * the backend's memory; else zeroed (the padding between tensors, which no file holds). */
+static float *host_groups(trainer *t, int download) {
+    const char *gname[STATE_GROUPS_MAX];
+    float *base[STATE_GROUPS_MAX];
+    int groups = state_groups(t, gname, base);
+    size_t nf = t->model.nfloats;
+    float *host = download ? xmalloc((size_t)groups * (nf ? nf : 1) * sizeof(float))
+                           : xcalloc((size_t)groups * (nf ? nf : 1), sizeof(float));
+    if (download)
+        for (int g = 0; g < groups; g++) kernels_to_host(host + (size_t)g * nf, base[g], nf * sizeof(float));
+    return host;
+}
+
+/* The backend's memory of every group <- the host buffers (of host_groups). */
+static void upload_groups(trainer *t, const float *host) {
+    const char *gname[STATE_GROUPS_MAX];
+    float *base[STATE_GROUPS_MAX];
+    int groups = state_groups(t, gname, base);
+    size_t nf = t->model.nfloats;
+    for (int g = 0; g < groups; g++) kernels_to_device(base[g], host + (size_t)g * nf, nf * sizeof(float));
 }
 
 /* ---- writing -------------------------------------------------------------------------- */
@@ -120,7 +154,8 @@ static int gather_job_fields(trainer *t, ckpt_field *f) {
 
 static int write_file(trainer *t, const ckpt_field *fields, int nfields, double t0) {
     int n;
-    ckpt_tensor *ts = state_tensors(t, &n);
+    float *host = host_groups(t, 1);
+    ckpt_tensor *ts = state_tensors(t, host, &n);
     char *cfg = config_to_string(&t->cfg);
     char *mj = NULL;
     size_t mlen = 0;
@@ -142,6 +177,7 @@ static int write_file(trainer *t, const ckpt_field *fields, int nfields, double 
     free(mj);
     free(cfg);
     free(ts);
+    free(host);
     return ok;
 }
 
@@ -365,7 +401,8 @@ static void load_tensors(trainer *t, ckpt *c, const char *path) {
                   "its /params holds %ld tensors, the model has %d (do the shape keys match the checkpoint's?)",
                   path, held, t->model.ntensors);
     int n;
-    ckpt_tensor *ts = state_tensors(t, &n);
+    float *host = host_groups(t, 0);
+    ckpt_tensor *ts = state_tensors(t, host, &n);
     for (int i = 0; i < n; i++) {
         trainer_check(t, !ckpt_has(c, ts[i].group, ts[i].name), EXIT_USAGE, "cannot resume: %s is incompatible "
                       "with this model: it has no /%s/%s (was it written with another model or optimizer?)", path,
@@ -373,7 +410,9 @@ static void load_tensors(trainer *t, ckpt *c, const char *path) {
         trainer_check(t, ckpt_read(c, &ts[i], err, sizeof err) != 0, EXIT_USAGE,
                       "cannot resume: %s is incompatible with this model: %s", path, err);
     }
+    upload_groups(t, host);
     free(ts);
+    free(host);
 }
 
 void train_state_load(trainer *t, ckpt *c, const char *path) {
@@ -429,17 +468,22 @@ int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, flo
         ckpt_close(c);
         return EXIT_USAGE;
     }
+    size_t nf = t->model.nfloats;
+    float *host = xcalloc(nf ? nf : 1, sizeof(float)); /* the padding between tensors stays 0 */
     for (int i = 0; i < t->model.ntensors; i++) {
         const tensor_info *ti = &t->model.tensors[i];
-        ckpt_tensor ct = {group, ti->name, ti->ndim, {0}, dst + ti->offset};
+        ckpt_tensor ct = {group, ti->name, ti->ndim, {0}, host + ti->offset};
         memcpy(ct.shape, ti->shape, sizeof ti->shape);
         if (!ckpt_has(c, group, ti->name) || ckpt_read(c, &ct, err, sizeof err) != 0) {
             fprintf(stderr, "dtrain: %s does not fit this model: %s\n", ckpt_path,
                     ckpt_has(c, group, ti->name) ? err : "a tensor is missing");
             ckpt_close(c);
+            free(host);
             return EXIT_USAGE;
         }
     }
+    kernels_to_device(dst, host, nf * sizeof(float));
+    free(host);
     t->step = train_state_step(c, err, sizeof err);
     ckpt_close(c);
     if (t->step < 0) {

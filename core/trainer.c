@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "device_select.h"
+#include "grad_reduce.h"
 #include "kernels.h"
 #include "train_state.h"
 #include "util.h"
@@ -104,6 +105,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     t->js = j->create(t);
     model_alloc(&t->model);
     init_params(t);
+    t->reducer = grad_reduce_host(t->comm, &t->model);
     t->steps_per_epoch = j->steps_per_epoch(t->js, t);
     trainer_check(t, t->steps_per_epoch < 1, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x "
                   "grad_accum (%ld) is more than the training set holds (one step must fit in an epoch)",
@@ -175,6 +177,8 @@ static float train_step(trainer *t, long *items) {
     *items = 0;
     for (int micro = 0; micro < t->grad_accum; micro++) {
         long n = 0;
+        /* the last backward pass may start reducing the gradients it has finished */
+        if (micro == t->grad_accum - 1) grad_reduce_arm(t->reducer);
         loss += t->job->forward_backward(t->js, t, t->step_in_epoch, micro, &n);
         *items += n;
     }
@@ -184,7 +188,7 @@ static float train_step(trainer *t, long *items) {
 }
 
 void trainer_apply_gradients(trainer *t) {
-    comm_allreduce_mean_f32(t->comm, t->model.grads, t->model.nfloats);
+    grad_reduce_finish(t->reducer);
     t->grad_norm = clip_grad_norm(&t->model, config_float(&t->cfg, "grad_clip"));
     t->lr = lr_at(&t->sched, t->step);
     optim_step(&t->opt, &t->model, (float)t->lr);
@@ -305,13 +309,16 @@ static void setup_optimizer(trainer *t) {
     t->sched.total = t->total_steps;
 }
 
+/* Rank 0 initialises the host copy, every rank receives it, then it goes to the backend's
+ * memory: the job's init_params sees host memory, whatever the device. */
 static void init_params(trainer *t) {
     if (t->rank == 0) {
         rng init;
         rng_seed(&init, (uint64_t)config_int(&t->cfg, "seed"), 0x1417ull << 32);
         t->job->init_params(t->js, t, &init);
     }
-    comm_bcast(t->comm, t->model.params, t->model.nfloats * sizeof(float), 0);
+    comm_bcast(t->comm, t->model.host, t->model.nfloats * sizeof(float), 0);
+    model_upload(&t->model);
 }
 
 static void on_stop_signal(int sig) { g_stop_signal = sig; }
@@ -332,6 +339,8 @@ void trainer_teardown(trainer *t) {
     t->metrics_file = NULL;
     train_state_free_resume(t);
     optim_free(&t->opt);
+    grad_reduce_free(t->reducer);
+    t->reducer = NULL;
     for (int b = 0; b < t->nbuffers; b++) kernels_free(t->buffers[b].data);
     t->nbuffers = 0;
     if (t->model.params) model_free(&t->model);

@@ -22,6 +22,8 @@
 #include "params.h"
 #include "rng.h"
 
+struct grad_reducer;
+
 typedef struct trainer {
     const job *job;
     config cfg;
@@ -30,6 +32,7 @@ typedef struct trainer {
     int threads;
     int grad_accum;
     model model;
+    struct grad_reducer *reducer; /* averages the gradients over ranks (grad_reduce.h) */
     optimizer opt;
     lr_schedule sched;
     rng rng;              /* this rank's stream, from (seed, rank) */
@@ -56,7 +59,7 @@ typedef struct trainer {
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
     struct {
         char group[32];
-        float *data;    /* model.nfloats floats, laid out like the parameters */
+        float *data;    /* model.nfloats floats, laid out like the parameters, backend memory */
     } buffers[4];       /* a job's extra per-parameter state, e.g. "ema" */
     int nbuffers;
 } trainer;
@@ -78,12 +81,13 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
                                char **argv);
 
 /* A job's extra per-parameter buffer (e.g. an EMA of the weights), laid out like the
- * parameters, zeroed, saved in checkpoints as group `group` and restored on resume. Call
- * from create(), after the model's tensors are declared. */
+ * parameters, in the backend's memory, zeroed, saved in checkpoints as group `group` and
+ * restored on resume. Call from create(), after the model's tensors are declared. */
 float *trainer_add_buffer(trainer *t, const char *group);
 
-/* Reads a checkpoint's group (laid out like the parameters: "params", "ema", ...) into dst.
- * Returns 0, or an exit code after printing why. */
+/* Reads a checkpoint's group (laid out like the parameters: "params", "ema", ...) into dst,
+ * backend memory laid out like the parameters (through a host copy). Returns 0, or an exit
+ * code after printing why. */
 int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, float *dst);
 
 /* The gradient path of a step, exposed for the data-parallel equivalence test: averages
