@@ -121,7 +121,7 @@ float *acts_grad(const activations *a, const float *view) {
 }
 
 void acts_zero_grads(activations *a) {
-    if (a->grads) memset(a->grads, 0, a->grad_floats * sizeof *a->grads);
+    if (a->grads) kernels_zero(a->grads, a->grad_floats * sizeof *a->grads);
 }
 
 int acts_find(const activations *a, const char *name) {

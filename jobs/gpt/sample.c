@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gpt.h"
+#include "kernels.h"
 #include "tokens.h"
 #include "trainer.h"
 #include "util.h"
@@ -171,18 +172,21 @@ static int generate(trainer *t, const tokenizer *tok, int32_t *ctx, long n, cons
     /* ids the tokenizer cannot print (vocab_size beyond the data's) are never drawn */
     int V = g->cfg.vocab_size < tokenizer_vocab_size(tok) ? g->cfg.vocab_size
                                                          : tokenizer_vocab_size(tok);
-    float *work = xmalloc(sizeof *work * (size_t)V);
+    float *work = xmalloc(sizeof *work * (size_t)V), *logits = xmalloc(sizeof *logits * (size_t)V);
     rng r;
     rng_seed(&r, (uint64_t)o->seed, SAMPLE_STREAM);
     int e = 0;
     for (long i = 0; i < o->tokens && !e; i++, n++) {
         long len = n < T ? n : T;
         gpt_forward(g, &t->model, ctx + n - len, NULL, 1, (int)len);
-        ctx[n] = gpt_sample_token(g->logits, V, (float)o->temperature, (int)o->top_k, work, &r);
+        /* the first V logits of the one sequence: the draw happens on the host */
+        kernels_to_host(logits, g->logits, sizeof *logits * (size_t)V);
+        ctx[n] = gpt_sample_token(logits, V, (float)o->temperature, (int)o->top_k, work, &r);
         print_token(tok, ctx[n]);
         if (fflush(stdout) != 0 || ferror(stdout)) e = errno ? errno : EIO;
     }
     free(work);
+    free(logits);
     return e;
 }
 
