@@ -4,11 +4,20 @@
  *       GPT-2 124M shapes (12 layers, 12 heads, 768 channels, V 50257 padded to 50304,
  *       T 1024, batch 16): forward, backward and AdamW with peak memory, time per phase and
  *       per op, tokens/s and achieved TFLOP/s (gj_gpt2.c). Device: cuda unless given.
- *   gpu_jobs train JOB [--steps N] [--batch B] [--tol R] [--curve FILE] [--tiny] [--device D]
- *       JOB (classify, gpt, diffusion) for N steps on cpu and on cuda from the same
- *       initialisation and batches (gj_train.c); the loss curves must agree: at every step
- *       |loss_cuda - loss_cpu| <= R |loss_cpu|. Then images/s or tokens/s on both. D = both
- *       (the default) compares; cpu or cuda runs one side only.
+ *   gpu_jobs train JOB [--steps N] [--batch B] [--curve FILE] [--tiny] [--device D]
+ *                  [--tol R] [--tight K] [--window W] [--window-tol R2]
+ *       JOB (classify, gpt, diffusion) for N steps (300) on cpu and on cuda from the same
+ *       initialisation and batches (gj_train.c). The loss curves must agree in two ways:
+ *       at each of the first K steps (100), |loss_cuda - loss_cpu| <= R |loss_cpu| (1e-3);
+ *       and over the whole run, the mean loss of each window of W steps (50) within R2
+ *       (5e-2) relative. Step by step agreement cannot last: the two backends sum in
+ *       different orders, and Adam and small losses amplify an ulp into a different
+ *       trajectory. Measured on the CPU with a relative noise of 1e-6 on every gradient
+ *       (about the size of a reordered fp32 sum): classify's first step beyond 1e-3 was
+ *       step 155 (175 with 1e-5 noise), gpt's and diffusion's stayed within 2e-7; window
+ *       means parted by 1.5e-2 at most (1.9e-2 with 1e-4 noise). Then images/s or
+ *       tokens/s on both. D = both (the default) compares; cpu or cuda runs one side only
+ *       (with --curve, its losses go to FILE).
  * Common: --data DIR (the repository's data/, the default is the source tree's),
  * --threads N (CPU backend threads, default: the machine's cores).
  *
@@ -37,8 +46,8 @@ static int usage(const char *why) {
     fprintf(stderr,
             "gpu_jobs: %s\n"
             "usage: gpu_jobs gpt2 [--tf32] [--batch B] [--steps N] [--cublas-tflops X] [--tiny] [--device D]\n"
-            "       gpu_jobs train classify|gpt|diffusion [--steps N] [--batch B] [--tol R] [--curve FILE]\n"
-            "                [--tiny] [--device cpu|cuda|both]\n"
+            "       gpu_jobs train classify|gpt|diffusion [--steps N] [--batch B] [--curve FILE] [--tiny]\n"
+            "                [--device cpu|cuda|both] [--tol R] [--tight K] [--window W] [--window-tol R2]\n"
             "common: --data DIR, --threads N\n",
             why);
     return 2;
@@ -148,6 +157,13 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     if (!cmp) {
         const gj_curve *c = cpu.loss ? &cpu : &gpu;
         print_side(cpu.loss ? "cpu" : "cuda", unit, c);
+        FILE *f = curve ? fopen(curve, "w") : NULL;
+        if (curve && !f) fprintf(stderr, "gpu_jobs: %s: cannot write the curve\n", curve);
+        if (f) {
+            fprintf(f, "step\t%s\n", cpu.loss ? "cpu" : "cuda");
+            for (int k = 0; k < c->steps; k++) fprintf(f, "%d\t%.9g\n", k + 1, c->loss[k]);
+            fclose(f);
+        }
         for (int k = 0; k < c->steps; k++) if (!isfinite(c->loss[k])) {
             printf("FAIL %s: loss %g at step %d\n", job, c->loss[k], k + 1);
             return 1;
@@ -157,28 +173,47 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     FILE *f = curve ? fopen(curve, "w") : NULL;
     if (curve && !f) fprintf(stderr, "gpu_jobs: %s: cannot write the curve\n", curve);
     if (f) fprintf(f, "step\tcpu\tcuda\trel_diff\n");
+    /* 1. step by step, while rounding has not compounded: the first o->tight steps */
+    int tight = o->tight < o->steps ? o->tight : o->steps, bad = 0, worst_k = 0;
+    int every = o->steps >= 20 ? o->steps / 10 : 1;
     double worst = 0;
-    int worst_k = 0, bad = 0, every = o->steps >= 20 ? o->steps / 10 : 1;
     printf("  step      cpu loss     cuda loss   rel diff\n");
     for (int k = 0; k < o->steps; k++) {
         double a = cpu.loss[k], b = gpu.loss[k], rel = fabs(b - a) / fmax(fabs(a), 1e-30);
         if (!isfinite(b) || !isfinite(a)) rel = INFINITY;
-        if (!(rel <= worst)) worst = rel, worst_k = k;
-        if (!(rel <= o->tol)) bad++;
+        if (k < tight && !(rel <= worst)) worst = rel, worst_k = k;
+        if (k < tight && !(rel <= o->tol)) bad++;
         if (f) fprintf(f, "%d\t%.9g\t%.9g\t%.3g\n", k + 1, a, b, rel);
         if (k % every == 0 || k == o->steps - 1)
             printf("  %5d  %12.6f  %12.6f   %.2e\n", k + 1, a, b, rel);
     }
     if (f) fclose(f);
+    printf("  steps 1-%d, each: largest relative difference %.2e (step %d), tolerance %.0e: %s", tight,
+           worst, worst_k + 1, o->tol, bad ? "FAIL" : "ok");
+    if (bad) printf(" (%d steps outside)", bad);
+    printf("\n");
+    /* 2. the whole run, as means over windows: later the two runs part ways step by step
+     * (an ulp's difference is amplified by Adam and small losses) but must train alike */
+    int wbad = 0;
+    double wworst = 0;
+    for (int w = 0; w < o->steps; w += o->window) {
+        int n = o->steps - w < o->window ? o->steps - w : o->window;
+        double ma = 0, mb = 0;
+        for (int k = w; k < w + n; k++) ma += cpu.loss[k], mb += gpu.loss[k];
+        ma /= n, mb /= n;
+        double rel = fabs(mb - ma) / fmax(fabs(ma), 1e-30);
+        if (!(rel <= o->window_tol)) wbad++;
+        if (!(rel <= wworst)) wworst = rel;
+        printf("  mean of steps %d-%d: cpu %.6f, cuda %.6f, rel diff %.2e\n", w + 1, w + n, ma, mb, rel);
+    }
+    printf("  windows of %d steps: largest relative difference %.2e, tolerance %.0e: %s\n", o->window,
+           wworst, o->window_tol, wbad ? "FAIL" : "ok");
     print_side("cpu", unit, &cpu);
     print_side("cuda", unit, &gpu);
-    printf("  largest relative difference %.2e at step %d; tolerance %.0e at every step: ", worst,
-           worst_k + 1, o->tol);
-    if (bad) printf("FAIL (%d of %d steps outside)\n", bad, o->steps);
-    else printf("ok\n");
+    printf("%s %s: cuda against cpu over %d steps\n", bad || wbad ? "FAIL" : "ok  ", job, o->steps);
     free(cpu.loss);
     free(gpu.loss);
-    return bad ? 1 : 0;
+    return bad || wbad ? 1 : 0;
 }
 
 /* ---- the command line ----------------------------------------------------------------- */
@@ -209,7 +244,8 @@ int main(int argc, char **argv) {
     if (argc < 2) return usage("no mode");
     const char *mode = argv[1], *job = NULL, *device = NULL, *curve = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    gj_opts o = {.threads = cores > 0 ? (int)cores : 1, .tol = 1e-3, .data_dir = GJ_DATA_DIR};
+    gj_opts o = {.threads = cores > 0 ? (int)cores : 1, .tol = 1e-3, .tight = 100, .window = 50,
+                 .window_tol = 5e-2, .data_dir = GJ_DATA_DIR};
     int i = 2;
     if (!strcmp(mode, "train")) {
         const char *unit;
@@ -228,6 +264,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) bad = parse_int(a, v, 1, 4096, &o.batch), i++;
         else if (!strcmp(a, "--threads")) bad = parse_int(a, v, 1, 1024, &o.threads), i++;
         else if (!strcmp(a, "--tol")) bad = parse_double(a, v, 0, 1, &o.tol), i++;
+        else if (!strcmp(a, "--tight")) bad = parse_int(a, v, 1, 1000000, &o.tight), i++;
+        else if (!strcmp(a, "--window")) bad = parse_int(a, v, 1, 1000000, &o.window), i++;
+        else if (!strcmp(a, "--window-tol")) bad = parse_double(a, v, 0, 1, &o.window_tol), i++;
         else if (!strcmp(a, "--cublas-tflops")) bad = parse_double(a, v, 0, 1e6, &o.cublas_tflops), i++;
         else if (!strcmp(a, "--data") && v) o.data_dir = v, i++;
         else if (!strcmp(a, "--curve") && v) curve = v, i++;

@@ -22,7 +22,10 @@ typedef struct gj_opts {
     int tf32;             /* TF32 GEMMs on cuda */
     int threads;          /* CPU backend threads */
     double cublas_tflops; /* cuBLAS's measured rate for this precision (0: not given) */
-    double tol;           /* relative tolerance of the loss curves */
+    double tol;           /* relative tolerance of each loss of the first `tight` steps */
+    int tight;
+    int window;           /* then the means over windows of this many steps ... */
+    double window_tol;    /* ... within this relative tolerance */
     const char *data_dir; /* the repository's data/ */
 } gj_opts;
 
