@@ -126,13 +126,25 @@ fp32_rate=$(rate_of fp32)
 tf32_rate=$(rate_of tf32)
 
 # ---- 8. GPT-2 124M shapes: forward, backward, AdamW; memory, time per phase and op, TFLOP/s ----
+# without zlib's header gpu_jobs reads MNIST unpacked: Python's gzip unpacks it into $OUT/data
+DATA=$ROOT/data
+if [ -x "$BUILD/gpu_jobs" ] && grep -q '^-- gpu_check: no zlib' "$OUT/configure.txt"; then
+    DATA=$OUT/data
+    mkdir -p "$DATA/mnist" && cp "$ROOT/data/tinyshakespeare.txt" "$DATA/" &&
+        python3 - "$ROOT/data/mnist" "$DATA/mnist" <<'PY' || fail "could not unpack MNIST into $DATA"
+import gzip, shutil, sys
+for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+    with gzip.open(f"{sys.argv[1]}/{name}.gz") as src, open(f"{sys.argv[2]}/{name}", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+fi
 if [ -x "$BUILD/gpu_jobs" ]; then
     run_check gpt2_fp32 240 "$BUILD/gpu_jobs" gpt2 ${fp32_rate:+--cublas-tflops "$fp32_rate"}
     run_check gpt2_tf32 240 "$BUILD/gpu_jobs" gpt2 --tf32 ${tf32_rate:+--cublas-tflops "$tf32_rate"}
 
 # ---- 9. each job on cuda against the same steps on cpu; images/s and tokens/s -----------------
     for job in classify gpt diffusion; do
-        run_check "train_$job" 300 "$BUILD/gpu_jobs" train "$job" --data "$ROOT/data" \
+        run_check "train_$job" 300 "$BUILD/gpu_jobs" train "$job" --data "$DATA" \
             --curve "$OUT/curve_$job.tsv"
     done
 else
@@ -140,6 +152,16 @@ else
 fi
 
 # ---- summary ----------------------------------------------------------------------------------
+# the figures, gathered from the programs' outputs (README takes them from here)
+for f in gpt2_fp32 gpt2_tf32; do
+    [ -s "$OUT/$f.txt" ] || continue
+    say "$f: $(grep -E '^GPT-2 shapes' "$OUT/$f.txt" | grep -oE 'batch [0-9]+'); $(grep -E '^(tokens/s|achieved)' "$OUT/$f.txt" | tr '\n' ';')"
+    grep -E '^device memory in use' "$OUT/$f.txt" | sed 's/^/    /'
+done
+for job in classify gpt diffusion; do
+    [ -s "$OUT/train_$job.txt" ] &&
+        say "$job: $(grep -E '^  (cpu|cuda) ' "$OUT/train_$job.txt" | awk '{ printf "%s %s %s; ", $1, $2, $3 }')"
+done
 if [ ${#failures[@]} -eq 0 ]; then
     say "PASSED: every check ($(( $(date +%s) - T0 )) s)"
     exit 0

@@ -178,14 +178,31 @@ static void per_op_table(bench *b, int tiny, double fwd_bwd_s) {
            "(%+.1f%%)\n", total, 1e3 * fwd_bwd_s, 100.0 * (1e3 * fwd_bwd_s - total) / total);
 }
 
+/* Floats of gpt_alloc_acts's arena for B x T (jobs/gpt/model.c's declare_acts, without
+ * the 16-float alignment of each tensor): to pick a batch that fits before allocating. */
+static double act_floats(const gpt_config *c, int B, int T) {
+    double N = (double)B * T, C = c->n_embd, L = c->n_layer;
+    double block = 16 * N * C + 4 * N + (double)B * c->n_head * T * T;
+    return N * C + L * block + N * C + 2 * N + 2 * N * c->vocab_size + N + 14 * N * C + 2 * N +
+           (double)attention_scratch_floats(B, T, c->n_embd, c->n_head);
+}
+
 int gj_gpt2(const gj_opts *o) {
     bench b;
     memset(&b, 0, sizeof b);
     gpt_config cfg = o->tiny ? (gpt_config){2, 2, 32, 32, 100, 0, 1} : (gpt_config){12, 12, 768, 1024, 50257, 0, 1};
     cfg.padded_vocab = gpt_pad_vocab(cfg.vocab_size, 64);
     b.B = o->batch ? o->batch : o->tiny ? 2 : 16;
-    b.T = cfg.block_size, b.N = b.B * b.T, b.C = cfg.n_embd, b.L = cfg.n_layer, b.V = cfg.vocab_size,
-    b.NH = cfg.n_head;
+    b.T = cfg.block_size;
+    /* the batch asked for, halved until parameters, gradients, Adam and activations take at
+     * most 90% of the free device memory (e.g. batch 8 on a 40 GB A100) */
+    double free0 = gj_device_free_bytes(), fixed = 4.0 * sizeof(float) * (double)gpt_num_params(&cfg, 1);
+    while (free0 > 0 && b.B > 1 && fixed + sizeof(float) * act_floats(&cfg, b.B, b.T) > 0.9 * free0) {
+        printf("batch %d needs %.1f GiB, more than 90%% of the %.1f GiB free: batch %d\n", b.B,
+               (fixed + sizeof(float) * act_floats(&cfg, b.B, b.T)) / GIB, free0 / GIB, b.B / 2);
+        b.B /= 2;
+    }
+    b.N = b.B * b.T, b.C = cfg.n_embd, b.L = cfg.n_layer, b.V = cfg.vocab_size, b.NH = cfg.n_head;
     int steps = o->steps ? o->steps : o->tiny ? 3 : 6;
     double used0 = gj_device_used_bytes();
     gpt_build(&b.g, &b.m, &cfg);
@@ -258,6 +275,9 @@ int gj_gpt2(const gj_opts *o) {
     size_t f = sizeof(float);
     double arena = (double)b.m.nfloats * f, acts = (double)b.g.mem.nfloats * f;
     char s1[32], s2[32], s3[32];
+    if (fabs(acts / sizeof(float) - act_floats(&cfg, b.B, b.T)) > 0.01 * acts / sizeof(float))
+        printf("note: the activation estimate (%.0f floats) is off by more than 1%% from the arena (%.0f)\n",
+               act_floats(&cfg, b.B, b.T), acts / sizeof(float));
     printf("memory: parameters, gradients, Adam m and v 4 x %s; activations %s; allocated in all %s\n",
            bytes_str(arena, s1, sizeof s1), bytes_str(acts, s2, sizeof s2), bytes_str(4 * arena + acts, s3, sizeof s3));
     if (used1 >= 0)

@@ -59,6 +59,8 @@ const char *gj_device_name(void) { return "cpu"; }
 
 double gj_device_used_bytes(void) { return -1; }
 
+double gj_device_free_bytes(void) { return -1; }
+
 /* Binds `dev` ("cpu" or "cuda") before the first allocation. 0, or -1 with the reason. */
 static int bind_device(const char *dev, const gj_opts *o) {
     kernels_set_threads(o->threads);

@@ -80,7 +80,8 @@ int gj_gpt2(const gj_opts *o);
 
 /* "cpu" or the GPU's name */
 const char *gj_device_name(void);
-/* device memory in use (total - free, bytes) on cuda; -1 on cpu */
+/* device memory in use (total - free) and free, in bytes, on cuda; -1 on cpu */
 double gj_device_used_bytes(void);
+double gj_device_free_bytes(void);
 
 #endif
