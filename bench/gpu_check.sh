@@ -155,11 +155,12 @@ fi
 # the figures, gathered from the programs' outputs (README takes them from here)
 for f in gpt2_fp32 gpt2_tf32; do
     [ -s "$OUT/$f.txt" ] || continue
+    grep -qE '^tokens/s' "$OUT/$f.txt" || continue
     say "$f: $(grep -E '^GPT-2 shapes' "$OUT/$f.txt" | grep -oE 'batch [0-9]+'); $(grep -E '^(tokens/s|achieved)' "$OUT/$f.txt" | tr '\n' ';')"
     grep -E '^device memory in use' "$OUT/$f.txt" | sed 's/^/    /'
 done
 for job in classify gpt diffusion; do
-    [ -s "$OUT/train_$job.txt" ] &&
+    grep -qE '^  cuda ' "$OUT/train_$job.txt" 2>/dev/null &&
         say "$job: $(grep -E '^  (cpu|cuda) ' "$OUT/train_$job.txt" | awk '{ printf "%s %s %s; ", $1, $2, $3 }')"
 done
 if [ ${#failures[@]} -eq 0 ]; then

@@ -61,12 +61,18 @@ double gj_device_used_bytes(void) { return -1; }
 
 double gj_device_free_bytes(void) { return -1; }
 
+/* Whether cuda can be bound, without binding it: asked before the cpu half of a comparison
+ * runs, so that a machine without a usable GPU fails in a second, not after the cpu half. */
+static int cuda_usable(void) {
+    fprintf(stderr, "gpu_jobs: --device cuda: this build has no CUDA backend\n");
+    return 0;
+}
+
 /* Binds `dev` ("cpu" or "cuda") before the first allocation. 0, or -1 with the reason. */
 static int bind_device(const char *dev, const gj_opts *o) {
     kernels_set_threads(o->threads);
     if (!strcmp(dev, "cpu")) return 0;
-    fprintf(stderr, "gpu_jobs: --device %s: this build has no CUDA backend\n", dev);
-    return -1;
+    return cuda_usable() ? 0 : -1;
 }
 
 /* ---- the comparison ------------------------------------------------------------------- */
@@ -146,6 +152,7 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     const char *unit;
     gj_curve cpu = {.steps = o->steps}, gpu = {.steps = o->steps};
     int cmp = !strcmp(device, "both");
+    if (cmp && !cuda_usable()) return 2;
     if (cmp || !strcmp(device, "cpu")) {
         int rc = cmp ? cpu_side_in_child(job, o, &cpu) : one_side(job, "cpu", o, &cpu);
         if (rc) return rc;
