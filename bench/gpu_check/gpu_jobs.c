@@ -6,7 +6,7 @@
  *       per op, tokens/s and achieved TFLOP/s (gj_gpt2.c). Device: cuda unless given.
  *   gpu_jobs train JOB [--steps N] [--batch B] [--curve FILE] [--tiny] [--device D]
  *                  [--tol R] [--tight K] [--window W] [--window-tol R2]
- *       JOB (classify, gpt, diffusion) for N steps (300) on cpu and on cuda from the same
+ *       JOB (classify, gpt, diffusion) for N steps (300; diffusion 200) on cpu and on cuda from the same
  *       initialisation and batches (gj_train.c). The loss curves must agree in two ways:
  *       at each of the first K steps (100), |loss_cuda - loss_cpu| <= R |loss_cpu| (1e-3);
  *       and over the whole run, the mean loss of each window of W steps (50) within R2
