@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "grad_reduce.h"
 #include "nccl/comm_nccl.h"
 #include "trainer_internal.h"
 
@@ -34,10 +35,22 @@ int trainer_select_device(trainer *t) {
     return 0;
 }
 
+/* PyTorch DDP's default bucket: large enough for NCCL's bandwidth, small enough that the
+ * first reductions start while most of the backward pass is still to run */
+#define GRAD_BUCKET_BYTES ((size_t)25 << 20)
+
+struct grad_reducer *trainer_gradient_reducer(trainer *t) {
+    if (!kernels_on_cuda()) return grad_reduce_host(t->comm, &t->model);
+    if (!comm_nccl_built()) return grad_reduce_staged(t->comm, &t->model);
+    t->nccl = comm_nccl_init(t->comm, kernels_device_index());
+    return grad_reduce_nccl(t->nccl, &t->model, kernels_stream(), GRAD_BUCKET_BYTES / sizeof(float));
+}
+
 const char *trainer_device_text(const trainer *t, char *buf, size_t len) {
     if (!kernels_on_cuda()) snprintf(buf, len, "cpu");
     else
-        snprintf(buf, len, "cuda (GPU %d: %s, tf32 %s)", kernels_device_index(),
-                 kernels_device_name(), config_int(&t->cfg, "tf32") ? "on" : "off");
+        snprintf(buf, len, "cuda (GPU %d: %s, tf32 %s, gradients by %s)", kernels_device_index(),
+                 kernels_device_name(), config_int(&t->cfg, "tf32") ? "on" : "off",
+                 t->reducer ? grad_reduce_describe(t->reducer) : "?");
     return buf;
 }

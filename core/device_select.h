@@ -12,6 +12,12 @@
  * no such GPU). */
 int trainer_select_device(trainer *t);
 
+/* The gradient reducer for the bound device (grad_reduce.h): on the CPU, MPI over host
+ * memory; on cuda with NCCL, NCCL buckets launched as the backward pass reports them (the
+ * NCCL communicator is created here, collectively, in t->nccl); on cuda without NCCL, a copy
+ * to the host, MPI, a copy back. Call it after model_alloc, on every rank. */
+struct grad_reducer *trainer_gradient_reducer(trainer *t);
+
 /* "cpu", or e.g. "cuda (GPU 1: NVIDIA H200, tf32 off)": for the start-up line */
 const char *trainer_device_text(const trainer *t, char *buf, size_t len);
 

@@ -49,11 +49,13 @@ static int choose_checkpoint(trainer *t, const char *resume, char *path, size_t 
 }
 
 /* Keys that may change on resume without changing what the run computes: where it writes,
- * what it reports and when, which checkpoint it resumes, how many threads share the work. */
+ * what it reports and when, which checkpoint it resumes, how many threads share the work,
+ * which device runs it (a cpu checkpoint resumes on cuda and back: the same model and
+ * schedule, computed by other kernels, so equal to rounding rather than bit for bit). */
 static int operational_key(const char *key) {
     static const char *const keys[] = {"out",           "ckpt_dir",  "resume",   "threads",
                                        "log_interval",  "ckpt_keep", "ckpt_interval",
-                                       "eval_interval", "comm_timeout", NULL};
+                                       "eval_interval", "comm_timeout", "device", "gpu", "tf32", NULL};
     for (int i = 0; keys[i]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;

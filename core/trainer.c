@@ -16,6 +16,7 @@
 #include "device_select.h"
 #include "grad_reduce.h"
 #include "kernels.h"
+#include "nccl/comm_nccl.h"
 #include "train_state.h"
 #include "util.h"
 
@@ -105,7 +106,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     t->js = j->create(t);
     model_alloc(&t->model);
     init_params(t);
-    t->reducer = grad_reduce_host(t->comm, &t->model);
+    t->reducer = trainer_gradient_reducer(t);
     t->steps_per_epoch = j->steps_per_epoch(t->js, t);
     trainer_check(t, t->steps_per_epoch < 1, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x "
                   "grad_accum (%ld) is more than the training set holds (one step must fit in an epoch)",
@@ -341,6 +342,8 @@ void trainer_teardown(trainer *t) {
     optim_free(&t->opt);
     grad_reduce_free(t->reducer);
     t->reducer = NULL;
+    if (t->nccl) comm_nccl_finalize(t->nccl);
+    t->nccl = NULL;
     for (int b = 0; b < t->nbuffers; b++) kernels_free(t->buffers[b].data);
     t->nbuffers = 0;
     if (t->model.params) model_free(&t->model);

@@ -23,6 +23,7 @@
 #include "rng.h"
 
 struct grad_reducer;
+struct comm_nccl;
 
 typedef struct trainer {
     const job *job;
@@ -33,6 +34,7 @@ typedef struct trainer {
     int grad_accum;
     model model;
     struct grad_reducer *reducer; /* averages the gradients over ranks (grad_reduce.h) */
+    struct comm_nccl *nccl;       /* on cuda with NCCL: the reducer's communicator, else NULL */
     optimizer opt;
     lr_schedule sched;
     rng rng;              /* this rank's stream, from (seed, rank) */
