@@ -2,6 +2,7 @@
 #include "device_select.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "device.h"
@@ -43,14 +44,18 @@ struct grad_reducer *trainer_gradient_reducer(trainer *t) {
     if (!kernels_on_cuda()) return grad_reduce_host(t->comm, &t->model);
     if (!comm_nccl_built()) return grad_reduce_staged(t->comm, &t->model);
     t->nccl = comm_nccl_init(t->comm, kernels_device_index());
+    /* one timeout for every collective of the step, MPI's and NCCL's, unless the
+     * environment sets NCCL's apart */
+    const char *env = getenv("DTRAIN_NCCL_TIMEOUT");
+    if (!env || !*env) comm_nccl_set_timeout(t->nccl, config_float(&t->cfg, "comm_timeout"), "comm_timeout");
     return grad_reduce_nccl(t->nccl, &t->model, kernels_stream(), GRAD_BUCKET_BYTES / sizeof(float));
 }
 
 const char *trainer_device_text(const trainer *t, char *buf, size_t len) {
     if (!kernels_on_cuda()) snprintf(buf, len, "cpu");
     else
-        snprintf(buf, len, "cuda (GPU %d: %s, tf32 %s, gradients by %s)", kernels_device_index(),
-                 kernels_device_name(), config_int(&t->cfg, "tf32") ? "on" : "off",
-                 t->reducer ? grad_reduce_describe(t->reducer) : "?");
+        snprintf(buf, len, "cuda (GPU %d: %s, tf32 %s%s%s)", kernels_device_index(), kernels_device_name(),
+                 config_int(&t->cfg, "tf32") ? "on" : "off", t->reducer ? ", gradients by " : "",
+                 t->reducer ? grad_reduce_describe(t->reducer) : "");
     return buf;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_select.h"
+#include "device.h"
 #include "kernels.h"
 #include "mem_limit.h"
 #include "train_state.h"
@@ -177,10 +179,22 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
         fprintf(stderr, "dtrain: %s: stored config: %s\n", ckpt_path, err);
         rc = EXIT_USAGE;
     }
+    /* where the checkpoint was trained is no say in where it runs now: the device and the
+     * GPU come from this command line, or their defaults (auto, the local rank) */
+    if (rc == 0 && (config_set(&t->cfg, "device", "auto", "default", err, sizeof err) != 0 ||
+                    config_set(&t->cfg, "gpu", "-1", "default", err, sizeof err) != 0)) {
+        fprintf(stderr, "dtrain: %s\n", err);
+        rc = EXIT_USAGE;
+    }
     if (rc == 0) rc = trainer_apply_cli(t, argc, argv);
+    if (rc == 0) rc = trainer_select_device(t); /* before the first allocation */
     if (rc != 0) {
         ckpt_close(c);
         return rc;
+    }
+    if (kernels_on_cuda() && t->rank == 0) {
+        char device[384];
+        fprintf(stderr, "dtrain: %s on %s\n", ckpt_path, trainer_device_text(t, device, sizeof device));
     }
     t->threads = trainer_auto_threads(t->comm);
     kernels_set_threads(t->threads);

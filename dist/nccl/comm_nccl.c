@@ -21,6 +21,7 @@ struct comm_nccl {
     int device;
     size_t bucket;
     double timeout_s;
+    const char *timeout_what; /* what set it, for the message */
 };
 
 static double now_s(void) {
@@ -58,8 +59,7 @@ static void nccl_settle(comm_nccl *c, const char *call, ncclResult_t rc) {
     while (rc == ncclInProgress) {
         if (now_s() - t0 > c->timeout_s) {
             char msg[128];
-            snprintf(msg, sizeof msg, "not finished after %.0f s (DTRAIN_NCCL_TIMEOUT)",
-                     c->timeout_s);
+            snprintf(msg, sizeof msg, "not finished after %.0f s (%s)", c->timeout_s, c->timeout_what);
             fail(c, call, msg);
         }
         pause_briefly();
@@ -77,6 +77,11 @@ static void nccl_settle(comm_nccl *c, const char *call, ncclResult_t rc) {
  * also where NCCL is not (the trainer picks the GPU of --device cuda with them). */
 
 int comm_nccl_built(void) { return 1; }
+
+void comm_nccl_set_timeout(comm_nccl *c, double seconds, const char *what) {
+    c->timeout_s = seconds > 0 ? seconds : 1e18; /* 0: wait forever */
+    c->timeout_what = what;
+}
 
 static double timeout_from_env(comm *mpi) {
     const char *s = getenv("DTRAIN_NCCL_TIMEOUT");
@@ -112,6 +117,7 @@ comm_nccl *comm_nccl_init(comm *mpi, int device) {
     c->mpi = mpi;
     c->bucket = DEFAULT_BUCKET_FLOATS;
     c->timeout_s = timeout_from_env(mpi);
+    c->timeout_what = "DTRAIN_NCCL_TIMEOUT";
     bind_device(c, device);
     /* rank 0 makes the id, MPI carries it; a failure on rank 0 aborts every rank */
     ncclUniqueId id;
@@ -179,9 +185,8 @@ void comm_nccl_wait(comm_nccl *c) {
             fail(c, "ncclAllReduce", ncclGetErrorString(st));
         if (now_s() - t0 > c->timeout_s) {
             char msg[160];
-            snprintf(msg, sizeof msg,
-                     "not finished after %.0f s (a rank died or hangs? DTRAIN_NCCL_TIMEOUT)",
-                     c->timeout_s);
+            snprintf(msg, sizeof msg, "not finished after %.0f s (a rank died or hangs? %s)", c->timeout_s,
+                     c->timeout_what);
             fail(c, "waiting for the all-reduce", msg);
         }
         pause_briefly();

@@ -46,6 +46,11 @@ void comm_nccl_finalize(comm_nccl *c);
 
 int comm_nccl_device(const comm_nccl *c);
 
+/* How long a wait for NCCL may take before the job ends (after comm_nccl_init, which uses
+ * DTRAIN_NCCL_TIMEOUT or 600 s); 0 waits forever. `what` names the setting in the message
+ * (a string that outlives the communicator, e.g. "comm_timeout"). */
+void comm_nccl_set_timeout(comm_nccl *c, double seconds, const char *what);
+
 /* Floats per NCCL call (default 25 MiB of floats, the bucket size of PyTorch DDP). */
 void comm_nccl_set_bucket_floats(comm_nccl *c, size_t floats);
 

@@ -35,6 +35,10 @@ int comm_nccl_device(const comm_nccl *c) {
     (void)c;
     no_communicator("comm_nccl_device");
 }
+void comm_nccl_set_timeout(comm_nccl *c, double seconds, const char *what) {
+    (void)c, (void)seconds, (void)what;
+    no_communicator("comm_nccl_set_timeout");
+}
 void comm_nccl_set_bucket_floats(comm_nccl *c, size_t floats) {
     (void)c, (void)floats;
     no_communicator("comm_nccl_set_bucket_floats");

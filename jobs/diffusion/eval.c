@@ -187,13 +187,13 @@ static int evaluate(trainer *t, judge *j, const dopts *o) {
 
 int diffusion_eval_main(int argc, char **argv) {
     dopts o;
-    char **rest = xmalloc(sizeof *rest * (size_t)(argc + 1));
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest); /* NULL-terminated, as MPI_Init reads it */
     int nrest, rc = dopts_parse(argc, argv, &o, rest, &nrest, 1);
     if (rc == 0) {
         trainer t;
         rc = dopts_load(&t, &o, nrest, rest);
         judge *j = xcalloc(1, sizeof *j);
-        char *jargv[1] = {"classify"};
+        char *jargv[2] = {"classify", NULL}; /* NULL-terminated, as MPI_Init reads it */
         if (rc == 0) rc = trainer_load_for_inference(&j->t, &classify_job, o.classifier, 1, jargv);
         if (rc == 0) {
             j->width = classify_features(j->t.js, &j->t, NULL, 0, NULL);

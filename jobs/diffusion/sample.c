@@ -250,7 +250,7 @@ static int sample_with(trainer *t, const dopts *o) {
 
 int diffusion_sample_main(int argc, char **argv) {
     dopts o;
-    char **rest = xmalloc(sizeof *rest * (size_t)(argc + 1));
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest); /* NULL-terminated, as MPI_Init reads it */
     int nrest, rc = dopts_parse(argc, argv, &o, rest, &nrest, 0);
     if (rc == 0) {
         trainer t;

@@ -224,7 +224,7 @@ static int sample_with(trainer *t, const sample_opts *o) {
 
 int gpt_sample_main(int argc, char **argv) {
     sample_opts o;
-    char **rest = xmalloc(sizeof *rest * (size_t)(argc + 3));
+    char **rest = xcalloc((size_t)argc + 3, sizeof *rest); /* NULL-terminated, as MPI_Init reads it */
     int nrest, rc = parse_sample_opts(argc, argv, &o, rest, &nrest, 1);
     if (rc == 0) {
         /* generation feeds one sequence at a time: activations for batch 1 only */
@@ -241,7 +241,7 @@ int gpt_sample_main(int argc, char **argv) {
 
 int gpt_eval_main(int argc, char **argv) {
     sample_opts o;
-    char **rest = xmalloc(sizeof *rest * (size_t)(argc + 1));
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest); /* NULL-terminated, as MPI_Init reads it */
     int nrest, rc = parse_sample_opts(argc, argv, &o, rest, &nrest, 0);
     if (rc == 0) {
         trainer t;
