@@ -187,7 +187,7 @@ else
     fi
 fi
 if [ -n "$dtrain_ready" ]; then
-    command -v h5diff >/dev/null || say "note: no h5diff (HDF5's tools): the resume checks will fail for want of it"
+    command -v h5diff >/dev/null || say "note: no h5diff (HDF5's tools): resume is checked on the logged losses only"
     if [ "$(left)" -lt 60 ]; then
         skip "dtrain end to end: built, but $(( $(date +%s) - T0 )) s gone, too little left to run it"
     else
