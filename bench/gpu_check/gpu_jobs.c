@@ -21,9 +21,10 @@
  * Common: --data DIR (the repository's data/, the default is the source tree's),
  * --threads N (CPU backend threads, default: the machine's cores).
  *
- * Each process binds one backend before its first allocation, as dtrain does, so the cpu
- * half of a comparison runs in a child process (fork, before any kernels call) and sends
- * its curve back through a pipe.
+ * Each process binds one backend before its first allocation, as dtrain does (cuda: GPU 0
+ * of those visible, so CUDA_VISIBLE_DEVICES picks it; kernels/device.h), so the cpu half of
+ * a comparison runs in a child process (fork, before any kernels call) and sends its curve
+ * back through a pipe. On cuda it first prints the GPU's name and memory.
  *
  * Exit status: 0 every check passed, 1 a check failed, 2 bad usage or missing data. */
 #include <errno.h>
