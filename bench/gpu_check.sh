@@ -14,8 +14,13 @@
 # shapes (batch 16 x 1024 tokens) forward, backward and AdamW with peak memory, time per
 # phase and per op, tokens/s and achieved TFLOP/s against that rate, in fp32 and TF32; and
 # each job (classify LeNet, gpt char-level, diffusion U-Net) for 300 steps on cuda against
-# the same steps on cpu (loss curves, images/s and tokens/s). docs/gpu_check.md says what
-# each step checks and how long it takes. A test that exits 77 (no usable GPU) counts as a
+# the same steps on cpu (loss curves, images/s and tokens/s); then dtrain itself on cuda
+# (bench/gpu_check/dtrain_e2e.sh): each job end to end, stop + resume bit-exact (h5diff),
+# a cpu checkpoint resumed on cuda, sampling, and 2 ranks over NCCL with mpirun and 2 GPUs.
+# dtrain needs MPI, HDF5, OpenBLAS, zlib, libpng, cairo and jansson: with DTRAIN=path (a
+# dtrain built with CUDA) that one is used, else it is built here when CMake finds them,
+# else step 10 is skipped and says what is missing. docs/gpu_check.md says what each step
+# checks and how long it takes. A test that exits 77 (no usable GPU) counts as a
 # failure here. Everything printed goes to $OUT/gpu_check.log, each program's output to
 # its own file beside it. Exit status: 0 all passed, 1 something failed, 2 stopped early.
 set -uo pipefail
@@ -29,10 +34,12 @@ BUILD=${BUILD:-$OUT/build}
 ARCH=${ARCH:-90}
 T0=$(date +%s)
 failures=()
+skipped=()
 
 say() { printf '[%4ds] %s\n' $(( $(date +%s) - T0 )) "$*"; }
 stop() { say "STOP: $*"; exit 2; }
 fail() { say "FAIL: $*"; failures+=("$*"); }
+skip() { say "SKIP: $*"; skipped+=("$*"); }
 
 # runs NAME LIMIT_S CMD...: output to $OUT/NAME.txt and here; 77 is a failure here
 run_check() {
@@ -151,6 +158,43 @@ else
     fail "gpu_jobs was not built ($OUT/build.txt): no GPT-2 shapes, no job on cuda"
 fi
 
+# ---- 10. dtrain itself on cuda: each job end to end, resume bit-exact, sampling, NCCL ----------
+# a prebuilt dtrain (DTRAIN=path), or the main project built here with CUDA when its
+# libraries are there. The build (~1 min on 16 cores) and the check (estimated 1-2 min on
+# an H100: 200 steps of each job, twice) get what is left of 570 s, so that the whole
+# script ends within its 10 minutes; with less than 150 s left it is skipped.
+left() { echo $(( 570 - ($(date +%s) - T0) )); }
+dtrain_ready=
+if [ "$(left)" -lt 150 ]; then
+    skip "dtrain end to end: $(( $(date +%s) - T0 )) s gone, too little of the 10 minutes left for it"
+elif [ -n "${DTRAIN:-}" ]; then
+    [ -x "$DTRAIN" ] && dtrain_ready=$DTRAIN || fail "DTRAIN=$DTRAIN is not an executable"
+else
+    DBUILD=$OUT/build-dtrain
+    say "building dtrain with CUDA (sm_$ARCH) into $DBUILD"
+    if ! timeout 60 cmake -S "$ROOT" -B "$DBUILD" -DCMAKE_BUILD_TYPE=Release -DDTRAIN_CUDA=ON \
+        -DDTRAIN_CUDA_EMU=OFF -DDTRAIN_TESTS=OFF -DDTRAIN_WERROR=OFF \
+        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" >"$OUT/configure_dtrain.txt" 2>&1; then
+        grep -E -A2 '^CMake Error|Could NOT find|No package' "$OUT/configure_dtrain.txt" | grep -v '^--$' |
+            head -n 16 | sed 's/^/    /'
+        skip "dtrain end to end: the main project does not configure here (its libraries above; $OUT/configure_dtrain.txt)"
+    elif ! timeout $(( $(left) - 90 )) cmake --build "$DBUILD" -j "$(nproc)" --target dtrain >"$OUT/build_dtrain.txt" 2>&1; then
+        tail -n 30 "$OUT/build_dtrain.txt" | sed 's/^/    /'
+        fail "dtrain with CUDA did not build ($OUT/build_dtrain.txt)"
+    else
+        dtrain_ready=$DBUILD/dtrain
+        grep -E '^-- dtrain: CUDA' "$OUT/configure_dtrain.txt" | sed 's/^/    /'
+    fi
+fi
+if [ -n "$dtrain_ready" ]; then
+    command -v h5diff >/dev/null || say "note: no h5diff (HDF5's tools): resume is checked on the logged losses only"
+    if [ "$(left)" -lt 60 ]; then
+        skip "dtrain end to end: built, but $(( $(date +%s) - T0 )) s gone, too little left to run it"
+    else
+        run_check dtrain_e2e "$(left)" bench/gpu_check/dtrain_e2e.sh "$dtrain_ready" "$OUT/dtrain"
+    fi
+fi
+
 # ---- summary ----------------------------------------------------------------------------------
 # the figures, gathered from the programs' outputs (README takes them from here)
 for f in gpt2_fp32 gpt2_tf32; do
@@ -163,6 +207,11 @@ for job in classify gpt diffusion; do
     grep -qE '^  cuda ' "$OUT/train_$job.txt" 2>/dev/null &&
         say "$job: $(grep -E '^  (cpu|cuda) ' "$OUT/train_$job.txt" | awk '{ printf "%s %s %s; ", $1, $2, $3 }')"
 done
+grep -E '^ok   ' "$OUT/dtrain_e2e.txt" 2>/dev/null | sed 's/^/    /'
+if [ ${#skipped[@]} -gt 0 ]; then
+    say "skipped: ${#skipped[@]} check(s):"
+    printf '    %s\n' "${skipped[@]}"
+fi
 if [ ${#failures[@]} -eq 0 ]; then
     say "PASSED: every check ($(( $(date +%s) - T0 )) s)"
     exit 0

@@ -210,6 +210,7 @@ int gj_gpt2(const gj_opts *o) {
     rng r;
     rng_seed(&r, 124, 0);
     gpt_init_params(&b.g, &b.m, &r);
+    model_upload(&b.m); /* the host copy to the backend (a GPU's memory) */
     gpt_alloc_acts(&b.g, b.B, b.T);
     optim_init(&b.o, "adamw", &b.m, 0.9f, 0.95f, 1e-8f, 0.1f, 0.0f);
     size_t P = gpt_num_params(&cfg, 0);

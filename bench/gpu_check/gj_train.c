@@ -1,7 +1,8 @@
 /* gj_train.c: each job's training step, as its job file does it (jobs/<job>/<job>.c), on
  * whatever backend is in use, for the cpu-against-cuda comparison of bench/gpu_check.sh.
  *
- * Both runs start from the same parameters (initialised on the host from a fixed seed) and
+ * Both runs start from the same parameters (initialised on the host from a fixed seed,
+ * then uploaded: model_upload) and
  * see the same batches: every random draw (example indices, text windows, timesteps, label
  * drops, noise) comes from host RNG streams with fixed seeds, and the data reaches the
  * models as host arrays, exactly as in dtrain. Only the kernels differ. Augmentation, the
@@ -97,6 +98,7 @@ static int train_classify(const gj_opts *o, gj_curve *c, double *items, char *er
     rng init;
     rng_seed(&init, SEED, INIT_STREAM);
     classifier_init_params(&net, &r.m, &init);
+    model_upload(&r.m);
     classifier_alloc(&net, B);
     run_start(&r, "adam", 0.999f, 0.0f, LR_CONSTANT, c->steps, 0);
     size_t px = (size_t)d.H * d.W;
@@ -141,6 +143,7 @@ static int train_gpt(const gj_opts *o, gj_curve *c, double *items, char *err, si
     rng init;
     rng_seed(&init, SEED, INIT_STREAM);
     gpt_init_params(&g, &r.m, &init);
+    model_upload(&r.m);
     gpt_alloc_acts(&g, B, T);
     run_start(&r, "adamw", 0.99f, 0.1f, LR_COSINE, c->steps, 1.0);
     int32_t *in = xmalloc((size_t)B * T * sizeof *in), *tg = xmalloc((size_t)B * T * sizeof *tg);
@@ -184,6 +187,7 @@ static int train_diffusion(const gj_opts *o, gj_curve *c, double *items, char *e
     rng init;
     rng_seed(&init, SEED, INIT_STREAM);
     unet_init_params(&u, &r.m, &init);
+    model_upload(&r.m);
     unet_reserve(&u, B, 1);
     run_start(&r, "adamw", 0.999f, 0.0f, LR_COSINE, c->steps, 1.0);
     ddpm_schedule sched;

@@ -21,9 +21,10 @@
  * Common: --data DIR (the repository's data/, the default is the source tree's),
  * --threads N (CPU backend threads, default: the machine's cores).
  *
- * Each process binds one backend before its first allocation, as dtrain does, so the cpu
- * half of a comparison runs in a child process (fork, before any kernels call) and sends
- * its curve back through a pipe.
+ * Each process binds one backend before its first allocation, as dtrain does (cuda: GPU 0
+ * of those visible, so CUDA_VISIBLE_DEVICES picks it; kernels/device.h), so the cpu half of
+ * a comparison runs in a child process (fork, before any kernels call) and sends its curve
+ * back through a pipe. On cuda it first prints the GPU's name and memory.
  *
  * Exit status: 0 every check passed, 1 a check failed, 2 bad usage or missing data. */
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "device.h"
 #include "gpu_jobs.h"
 #include "kernels.h"
 #include "util.h"
@@ -55,24 +57,75 @@ static int usage(const char *why) {
 
 /* ---- the device ----------------------------------------------------------------------- */
 
-const char *gj_device_name(void) { return "cpu"; }
+/* The device comes from kernels/device.h, as in dtrain: every flavour of the kernels'
+ * dispatch defines it (CPU only: kernels_cuda_built() is 0). Device memory is read from
+ * the CUDA runtime (real, or the emulator's), so only a build with CUDA defines GJ_CUDA. */
+#ifdef GJ_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
-double gj_device_used_bytes(void) { return -1; }
+const char *gj_device_name(void) { return kernels_device_name(); }
 
-double gj_device_free_bytes(void) { return -1; }
+/* free and total device memory, or -1 on the CPU (and when the runtime cannot say) */
+static int mem_info(double *free_b, double *total_b) {
+    *free_b = *total_b = -1;
+#ifdef GJ_CUDA
+    size_t f = 0, t = 0;
+    if (kernels_on_cuda() && cudaMemGetInfo(&f, &t) == cudaSuccess) {
+        *free_b = (double)f, *total_b = (double)t;
+        return 0;
+    }
+#endif
+    return -1;
+}
+
+double gj_device_used_bytes(void) {
+    double f, t;
+    return mem_info(&f, &t) ? -1 : t - f;
+}
+
+double gj_device_free_bytes(void) {
+    double f, t;
+    return mem_info(&f, &t) ? -1 : f;
+}
 
 /* Whether cuda can be bound, without binding it: asked before the cpu half of a comparison
  * runs, so that a machine without a usable GPU fails in a second, not after the cpu half. */
 static int cuda_usable(void) {
-    fprintf(stderr, "gpu_jobs: --device cuda: this build has no CUDA backend\n");
-    return 0;
+    if (!kernels_cuda_built()) {
+        fprintf(stderr, "gpu_jobs: --device cuda: this build has no CUDA backend\n");
+        return 0;
+    }
+    if (kernels_cuda_devices() < 1) {
+        fprintf(stderr, "gpu_jobs: --device cuda: the CUDA runtime sees no GPU (driver, "
+                        "CUDA_VISIBLE_DEVICES)\n");
+        return 0;
+    }
+    return 1;
 }
 
-/* Binds `dev` ("cpu" or "cuda") before the first allocation. 0, or -1 with the reason. */
+/* Binds `dev` ("cpu" or "cuda": GPU 0 of those visible) before the first allocation, and
+ * says which GPU and how much memory it has. 0, or -1 with the reason. */
 static int bind_device(const char *dev, const gj_opts *o) {
     kernels_set_threads(o->threads);
     if (!strcmp(dev, "cpu")) return 0;
-    return cuda_usable() ? 0 : -1;
+    if (!cuda_usable()) return -1;
+    char why[256];
+    if (kernels_use_cuda(0, o->tf32, why, sizeof why)) {
+        fprintf(stderr, "gpu_jobs: --device cuda: %s\n", why);
+        return -1;
+    }
+    kernels_set_threads(o->threads); /* the host-side work on cuda (kernels.h) */
+    double f, t;
+    printf("device: cuda, GPU 0 of %d visible: %s%s, %s GEMMs", kernels_cuda_devices(),
+           kernels_device_name(), kernels_cuda_emulated() ? " (the emulator)" : "",
+           o->tf32 ? "TF32" : "fp32");
+    if (!mem_info(&f, &t))
+        printf(", memory %.2f GiB, %.2f GiB free", t / (1024.0 * 1024 * 1024),
+               f / (1024.0 * 1024 * 1024));
+    printf("\n");
+    fflush(stdout);
+    return 0;
 }
 
 /* ---- the comparison ------------------------------------------------------------------- */
