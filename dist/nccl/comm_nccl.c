@@ -43,7 +43,7 @@ static _Noreturn void fail(comm_nccl *c, const char *call, const char *msg) {
     if (detail && *detail) snprintf(last, sizeof last, " (%s)", detail);
     if (c->nccl) ncclCommAbort(c->nccl);
     c->nccl = NULL;
-    comm_abort(c->mpi, 4, "%s failed: %s%s", call, msg, last);
+    comm_abort(c->mpi, 3, "%s failed: %s%s", call, msg, last); /* 3: a communication error, as MPI's */
 }
 
 #define CUDA_OK(c, call)                                                    \
@@ -99,12 +99,12 @@ static void bind_device(comm_nccl *c, int device) {
     int visible = 0;
     cudaError_t e = cudaGetDeviceCount(&visible);
     if (e != cudaSuccess)
-        comm_abort(c->mpi, 4, "cudaGetDeviceCount failed: %s (no driver or no GPU here?)",
+        comm_abort(c->mpi, 3, "cudaGetDeviceCount failed: %s (no driver or no GPU here?)",
                    cudaGetErrorString(e));
     char why[256];
     c->device = comm_nccl_pick_device(device, comm_nccl_local_rank(c->mpi), visible, why,
                                       sizeof why);
-    if (c->device < 0) comm_abort(c->mpi, 4, "choosing a GPU: %s", why);
+    if (c->device < 0) comm_abort(c->mpi, 3, "choosing a GPU: %s", why);
     CUDA_OK(c, cudaSetDevice(c->device));
     CUDA_OK(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUDA_OK(c, cudaEventCreateWithFlags(&c->ev_after, cudaEventDisableTiming));
@@ -113,7 +113,7 @@ static void bind_device(comm_nccl *c, int device) {
 
 comm_nccl *comm_nccl_init(comm *mpi, int device) {
     comm_nccl *c = calloc(1, sizeof *c);
-    if (!c) comm_abort(mpi, 4, "out of memory allocating the NCCL communicator");
+    if (!c) comm_abort(mpi, 3, "out of memory allocating the NCCL communicator");
     c->mpi = mpi;
     c->bucket = DEFAULT_BUCKET_FLOATS;
     c->timeout_s = timeout_from_env(mpi);
