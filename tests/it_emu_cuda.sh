@@ -15,12 +15,7 @@ source "$(dirname "$0")/lib.sh"
 EMU=$BIN/dtrain-emu
 [ -x "$EMU" ] || fail "$EMU not built (DTRAIN_CUDA_EMU=OFF?)"
 MNIST=$(mnist_h5)
-TXT=$BIN/test-data/tinyshakespeare.h5
-if [ ! -f "$TXT" ]; then
-    mkdir -p "$BIN/test-data"
-    "$DTRAIN" prepare text --in "$SRC/data/tinyshakespeare.txt" --out "$TXT.$$" > /dev/null
-    mv "$TXT.$$" "$TXT"
-fi
+TXT=$(shakespeare_h5)
 export OPENBLAS_NUM_THREADS=1
 # small shapes: the emulator runs a GPU thread as a fiber, ~100x slower than the CPU backend
 classify=(--data "$MNIST" --model mlp --batch_size 32 --threads 1)

@@ -3,12 +3,7 @@
 # sample; and the GPT-2 small shape builds, runs a step on CPU and has the right size.
 source "$(dirname "$0")/lib.sh"
 TXT=$SRC/data/tinyshakespeare.txt
-DATA=$BIN/test-data/tinyshakespeare.h5
-if [ ! -f "$DATA" ]; then
-    mkdir -p "$BIN/test-data"
-    "$DTRAIN" prepare text --in "$TXT" --out "$DATA.$$" > /dev/null
-    mv "$DATA.$$" "$DATA"
-fi
+DATA=$(shakespeare_h5)
 short=(--data "$DATA" --max_steps 60 --warmup_steps 10 --eval_interval 30 --eval_iters 8 --log_interval 10
        --ckpt_interval 20 --threads 1)
 

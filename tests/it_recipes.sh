@@ -4,12 +4,7 @@
 # (test_recipes checks every file key by key; gpt2-124m's one step is in it_gpt.)
 source "$(dirname "$0")/lib.sh"
 MNIST=$(mnist_h5)
-TEXT=$BIN/test-data/tinyshakespeare.h5
-if [ ! -f "$TEXT" ]; then
-    mkdir -p "$BIN/test-data"
-    "$DTRAIN" prepare text --in "$SRC/data/tinyshakespeare.txt" --out "$TEXT.$$" > /dev/null
-    mv "$TEXT.$$" "$TEXT"
-fi
+TEXT=$(shakespeare_h5)
 quick_classify=(--max_steps 3 --threads 1)
 quick_gpt=(--max_steps 3 --eval_iters 2 --threads 1)
 quick_diffusion=(--max_steps 1 --eval_images 8 --preview_per_label 0 --threads 1)

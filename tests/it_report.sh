@@ -6,12 +6,7 @@
 # directories unchanged byte for byte.
 source "$(dirname "$0")/lib.sh"
 DATA=$(mnist_h5)
-TXT=$SRC/data/tinyshakespeare.txt
-TOK=$BIN/test-data/tinyshakespeare.h5
-if [ ! -f "$TOK" ]; then
-    "$DTRAIN" prepare text --in "$TXT" --out "$TOK.$$" > /dev/null
-    mv "$TOK.$$" "$TOK"
-fi
+TOK=$(shakespeare_h5)
 PNG=$BIN/tests/tool_png_size
 R=$TMP/runs
 mkdir -p "$R"

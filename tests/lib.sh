@@ -22,6 +22,17 @@ mnist_h5() {
     echo "$f"
 }
 
+# The shipped Shakespeare as character tokens (HDF5), converted once per build tree.
+shakespeare_h5() {
+    local f=$BIN/test-data/tinyshakespeare.h5
+    if [ ! -f "$f" ]; then
+        mkdir -p "$BIN/test-data"
+        "$DTRAIN" prepare text --in "$SRC/data/tinyshakespeare.txt" --out "$f.$$" > /dev/null
+        mv "$f.$$" "$f"
+    fi
+    echo "$f"
+}
+
 # json_num FILE KEY: the number stored under KEY in a one-object JSON file
 json_num() {
     grep -o "\"$2\": [-0-9.eE+]*" "$1" | head -n 1 | sed 's/.*: //'
