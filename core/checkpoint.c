@@ -24,6 +24,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
+#include "h5_chunk_size.h"
 #include "util.h"
 
 #define PATH_LEN 4096
@@ -791,7 +792,16 @@ static hid_t open_attr(ckpt *c, const char *key) {
     if (ex < 0) return c_fail_h5(c, "read attribute", key);
     if (ex == 0) return ds_fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
     hid_t a = H5Aopen(c->file, key, H5P_DEFAULT);
-    if (a < 0) c_fail_h5(c, "open attribute", key);
+    if (a < 0) return c_fail_h5(c, "open attribute", key);
+    /* H5Aread writes every element: an array where one value belongs would overrun it */
+    hid_t sp = H5Aget_space(a);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    if (n != 1) {
+        H5Aclose(a);
+        return ds_fail(c->err, c->errlen, "%s: attribute '%s' holds %lld values: expected a single value", c->path,
+                       key, (long long)n);
+    }
     return a;
 }
 
@@ -1016,6 +1026,8 @@ static int verify_dataset(ckpt *c, hid_t ds, const char *dpath) {
     else if (H5Sget_simple_extent_type(fspace) == H5S_NULL ||
              H5Sget_simple_extent_npoints(fspace) == 0)
         rc = 0;
+    else if (h5_check_chunk_sizes(ds, c->path, dpath, c->err, c->errlen) != 0)
+        rc = -1;
     else if (raw_grid(ds, type, fspace, &g) == 0)
         rc = read_chunks(c, ds, dpath, &g, NULL);
     else

@@ -14,6 +14,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
+#include "h5_chunk_size.h"
 #include "rng.h"
 
 struct image_shard {
@@ -70,7 +71,7 @@ static hid_t open_u8(const opener *o, hid_t file, const char *dpath, const char 
     *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
     if (*rank >= 0 && *rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
     if (space >= 0) H5Sclose(space);
-    if (check_uint8(o, dset, dpath) != 0) {
+    if (check_uint8(o, dset, dpath) != 0 || h5_check_chunk_sizes(dset, o->path, dpath, o->err, o->errlen) != 0) {
         H5Dclose(dset);
         return H5I_INVALID_HID;
     }
@@ -127,8 +128,14 @@ static int read_rows(const image_shard *s, const opener *o, hid_t dset, const ch
 }
 
 static int alloc_shard(image_shard *s, const opener *o) {
-    if (s->size > 0 && s->example_bytes > SIZE_MAX / (size_t)s->size)
-        return ds_fail(o->err, o->errlen, "%s: shard too large for memory", o->path);
+    /* the shard is read whole: one larger than the machine's memory could only fail later,
+     * or fill it with zeros from chunks never written (tests/fuzz/regressions/image_shard) */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t limit = pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page ? (size_t)pages * (size_t)page
+                                                                                      : SIZE_MAX;
+    if (s->size > 0 && s->example_bytes > limit / (size_t)s->size)
+        return ds_fail(o->err, o->errlen, "%s: a shard of %ld examples of %zu bytes: more than this machine's memory",
+                       o->path, s->size, s->example_bytes);
     size_t n = (size_t)s->size;
     s->images = malloc(n * s->example_bytes + 1);
     s->labels = malloc(n + 1);

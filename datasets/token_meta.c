@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "ds_util.h"
+#include "h5_chunk_size.h"
 
 /* ---- writing -------------------------------------------------------------------------- */
 
@@ -45,6 +46,11 @@ static char *read_blob(hid_t file, const char *dpath, const char *path, size_t *
     hid_t dset = H5Dopen2(file, dpath, H5P_DEFAULT);
     hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (n >= 0 && h5_check_chunk_sizes(dset, path, dpath, err, errlen) != 0) {
+        H5Sclose(space);
+        H5Dclose(dset);
+        return NULL;
+    }
     char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
     int ok = buf && (n == 0 || H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
     if (space >= 0) H5Sclose(space);

@@ -15,6 +15,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
+#include "h5_chunk_size.h"
 #include "image_shard.h" /* shard_begin: the same balanced partition as the image shards */
 #include "token_meta.h"
 #include "tokens.h"
@@ -118,6 +119,7 @@ static int inspect(const opener *o, hid_t file, long *total, int *wide, size_t *
                        o->path, o->dpath);
     int rc = check_type(o, dset, wide);
     if (rc == 0) rc = check_shape(o, dset, total);
+    if (rc == 0) rc = h5_check_chunk_sizes(dset, o->path, o->dpath, o->err, o->errlen);
     if (rc == 0) *chunk = chunk_bytes(dset, *wide);
     H5Dclose(dset);
     return rc;

@@ -84,11 +84,15 @@ static int parse_chars(const loader *l, const char *chars, tokenizer *t) {
         int k = utf8_decode(s + i, len - i, &cp);
         if (k == 0)
             return ds_fail(l->err, l->errlen, "%s: attribute 'chars': invalid UTF-8 at byte offset %zu", l->path, i);
+        /* the table holds vocab_size entries: one character more is an error here, before
+         * it is compared with (or stored past) the last entry */
+        if (n == t->vocab)
+            return ds_fail(l->err, l->errlen, "%s: attribute 'chars' holds more than %d characters: expected "
+                           "vocab_size = %d", l->path, t->vocab, t->vocab);
         if (n > 0 && cp <= t->cps[n - 1])
             return ds_fail(l->err, l->errlen, "%s: attribute 'chars': U+%04X after U+%04X: expected ascending code "
                            "points", l->path, (unsigned)cp, (unsigned)t->cps[n - 1]);
-        if (n < t->vocab) t->cps[n] = cp;
-        n++;
+        t->cps[n++] = cp;
         i += (size_t)k;
     }
     if (n != t->vocab)

@@ -102,6 +102,12 @@ void fz_write_file(const char *path, const void *p, size_t n) {
     }
 }
 
+void fz_note(const char *what, const char *err) {
+    static int verbose = -1;
+    if (verbose < 0) verbose = getenv("DTRAIN_FUZZ_VERBOSE") != NULL;
+    if (verbose) fprintf(stderr, "%s: %s\n", what, err);
+}
+
 /* ---- HDF5 ---------------------------------------------------------------------------- */
 
 void fz_h5_init(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -251,6 +257,11 @@ void fz_dataset(fz_in *in, hid_t file, const char *path, const fz_dset *good) {
     }
     if (huge || nelem > FZ_MAX_WRITE / elem) contents = 1;
 
+    char what[256];
+    snprintf(what, sizeof what, "type %u, rank %d, dims %llu %llu, layout %u, contents %u", t, ndim,
+             ndim > 0 ? (unsigned long long)dims[0] : 0ull, ndim > 1 ? (unsigned long long)dims[1] : 0ull, layout,
+             contents);
+    fz_note(path, what);
     hid_t space = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
     if (space < 0) return;
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);

@@ -39,6 +39,10 @@ const char *fz_path(const char *name);
 /* Writes n bytes to path (replacing it); aborts if it cannot: a broken harness, not a find. */
 void fz_write_file(const char *path, const void *p, size_t n);
 
+/* DTRAIN_FUZZ_VERBOSE=1 in the environment: a harness says what the reader answered (to see
+ * how far a seed gets); otherwise it prints nothing. */
+void fz_note(const char *what, const char *err);
+
 /* HDF5 errors are expected by the thousand here: their stack is not printed. */
 void fz_h5_init(void);
 /* A new file (truncating), in the 1.8 format that dtrain writes; aborts if it cannot. */

@@ -14,5 +14,13 @@ if [ ${#files[@]} -eq 0 ]; then
     exit 1
 fi
 # libFuzzer runs each file given by name once and exits non-zero at the first crash
-"$harness" -timeout=20 "${files[@]}" 2>&1 | grep -v '^Running: \|^Executed ' || true
-exit "${PIPESTATUS[0]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if "$harness" -timeout=20 -rss_limit_mb=2048 "${files[@]}" > "$log" 2>&1; then
+    echo "replay.sh: ${#files[@]} inputs ran clean"
+else
+    rc=$?
+    grep -v '^Executed ' "$log" | tail -n 80
+    echo "replay.sh: $(basename "$harness") crashed on $(grep '^Running: ' "$log" | tail -n 1 | cut -d' ' -f2-)" >&2
+    exit "$rc"
+fi
