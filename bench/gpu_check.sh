@@ -9,8 +9,13 @@
 # stops with the reason), the toolchain, a build of the GPU targets only (sm_90, override
 # with ARCH=80 for an A100) from bench/gpu_check/, then every op of the CUDA backend
 # against the CPU backend, each op twice bit for bit (GK_DIGEST), the optimizer, NCCL on
-# one rank (and dist/nccl's gpu_nccl under mpirun when MPI is there), and cuBLAS's
-# measured matmul rate in fp32 and TF32. A test that exits 77 (no usable GPU) counts as a
+# one rank (and dist/nccl's gpu_nccl under mpirun when MPI is there), cuBLAS's measured
+# matmul rate in fp32 and TF32, then gpu_jobs (bench/gpu_check/gpu_jobs.c): GPT-2 124M's
+# shapes (batch 16 x 1024 tokens) forward, backward and AdamW with peak memory, time per
+# phase and per op, tokens/s and achieved TFLOP/s against that rate, in fp32 and TF32; and
+# each job (classify LeNet, gpt char-level, diffusion U-Net) for 300 steps on cuda against
+# the same steps on cpu (loss curves, images/s and tokens/s). docs/gpu_check.md says what
+# each step checks and how long it takes. A test that exits 77 (no usable GPU) counts as a
 # failure here. Everything printed goes to $OUT/gpu_check.log, each program's output to
 # its own file beside it. Exit status: 0 all passed, 1 something failed, 2 stopped early.
 set -uo pipefail
@@ -113,12 +118,51 @@ else
     say "note: no MPI here: dist/nccl's own test (gpu_nccl) not run; nccl_one_rank covers NCCL"
 fi
 
-# ---- 7. throughput the existing code can measure ----------------------------------------------
+# ---- 7. cuBLAS's matmul rate: what the training runs below are measured against ----------------
 run_check gpu_matmul_rate 180 "$BUILD/gpu_matmul_rate" 4096 8192
+# the rate of the largest size, per precision (empty if the run failed)
+rate_of() { awk -v p="$1" '$1 == "matmul" && $7 == p { r = $8 } END { print r }' "$OUT/gpu_matmul_rate.txt"; }
+fp32_rate=$(rate_of fp32)
+tf32_rate=$(rate_of tf32)
+
+# ---- 8. GPT-2 124M shapes: forward, backward, AdamW; memory, time per phase and op, TFLOP/s ----
+# without zlib's header gpu_jobs reads MNIST unpacked: Python's gzip unpacks it into $OUT/data
+DATA=$ROOT/data
+if [ -x "$BUILD/gpu_jobs" ] && grep -q '^-- gpu_check: no zlib' "$OUT/configure.txt"; then
+    DATA=$OUT/data
+    mkdir -p "$DATA/mnist" && cp "$ROOT/data/tinyshakespeare.txt" "$DATA/" &&
+        python3 - "$ROOT/data/mnist" "$DATA/mnist" <<'PY' || fail "could not unpack MNIST into $DATA"
+import gzip, shutil, sys
+for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+    with gzip.open(f"{sys.argv[1]}/{name}.gz") as src, open(f"{sys.argv[2]}/{name}", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+PY
+fi
+if [ -x "$BUILD/gpu_jobs" ]; then
+    run_check gpt2_fp32 240 "$BUILD/gpu_jobs" gpt2 ${fp32_rate:+--cublas-tflops "$fp32_rate"}
+    run_check gpt2_tf32 240 "$BUILD/gpu_jobs" gpt2 --tf32 ${tf32_rate:+--cublas-tflops "$tf32_rate"}
+
+# ---- 9. each job on cuda against the same steps on cpu; images/s and tokens/s -----------------
+    for job in classify gpt diffusion; do
+        run_check "train_$job" 300 "$BUILD/gpu_jobs" train "$job" --data "$DATA" \
+            --curve "$OUT/curve_$job.tsv"
+    done
+else
+    fail "gpu_jobs was not built ($OUT/build.txt): no GPT-2 shapes, no job on cuda"
+fi
 
 # ---- summary ----------------------------------------------------------------------------------
-say "not checked here (the trainer has no --device cuda yet, issue 15 items 1-4): GPT-2 124M"
-say "  shapes with peak memory, each job on cuda against cpu, tokens/s and images/s"
+# the figures, gathered from the programs' outputs (README takes them from here)
+for f in gpt2_fp32 gpt2_tf32; do
+    [ -s "$OUT/$f.txt" ] || continue
+    grep -qE '^tokens/s' "$OUT/$f.txt" || continue
+    say "$f: $(grep -E '^GPT-2 shapes' "$OUT/$f.txt" | grep -oE 'batch [0-9]+'); $(grep -E '^(tokens/s|achieved)' "$OUT/$f.txt" | tr '\n' ';')"
+    grep -E '^device memory in use' "$OUT/$f.txt" | sed 's/^/    /'
+done
+for job in classify gpt diffusion; do
+    grep -qE '^  cuda ' "$OUT/train_$job.txt" 2>/dev/null &&
+        say "$job: $(grep -E '^  (cpu|cuda) ' "$OUT/train_$job.txt" | awk '{ printf "%s %s %s; ", $1, $2, $3 }')"
+done
 if [ ${#failures[@]} -eq 0 ]; then
     say "PASSED: every check ($(( $(date +%s) - T0 )) s)"
     exit 0

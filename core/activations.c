@@ -1,9 +1,11 @@
 #include "activations.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "mem_limit.h"
 #include "util.h"
 
 /* 16 floats = 64 bytes: every piece starts on a cache line and an AVX-512 vector */
@@ -29,7 +31,8 @@ static act_info *declare(activations *a, void *view, const char *name, int ndim,
     for (int d = 0; d < ndim; d++) {
         if (shape[d] <= 0) DIE("activation '%s': bad dimension %d", name, shape[d]);
         t->shape[d] = shape[d];
-        t->numel *= (size_t)shape[d];
+        /* the shapes come from the config: a product past 64 bits is a config error */
+        if (__builtin_mul_overflow(t->numel, (size_t)shape[d], &t->numel)) mem_limit_check(0, 1, "an activation");
     }
     t->view = view;
     return t;
@@ -63,8 +66,23 @@ static void layout(activations *a) {
     a->nfloats = at + aligned(a->scratch_floats);
 }
 
+/* Both arenas' bytes, overflow-checked, against the machine's memory, before the layout
+ * (whose sums would wrap) and before anything is allocated. */
+static void check_size(const activations *a, int with_grads) {
+    unsigned long long floats = 0, grads = 0, pad = ALIGN_FLOATS - 1;
+    int over = __builtin_add_overflow(a->scratch_floats, pad, &floats);
+    for (int i = 0; i < a->n && !over; i++) {
+        over = __builtin_add_overflow(floats, a->t[i].numel + pad, &floats) || a->t[i].numel > SIZE_MAX / 8;
+        if (a->t[i].grad && with_grads) over = over || __builtin_add_overflow(grads, a->t[i].numel + pad, &grads);
+    }
+    unsigned long long bytes = 0;
+    over = over || __builtin_add_overflow(floats, grads, &bytes) || __builtin_mul_overflow(bytes, 4ull, &bytes);
+    mem_limit_check(bytes, over, "the activations");
+}
+
 void acts_alloc(activations *a, int with_grads) {
     if (a->arena) DIE("acts_alloc called twice");
+    check_size(a, with_grads);
     layout(a);
     a->arena = kernels_alloc(a->nfloats);
     a->grads = with_grads ? kernels_alloc(a->grad_floats) : NULL;
@@ -103,7 +121,7 @@ float *acts_grad(const activations *a, const float *view) {
 }
 
 void acts_zero_grads(activations *a) {
-    if (a->grads) memset(a->grads, 0, a->grad_floats * sizeof *a->grads);
+    if (a->grads) kernels_zero(a->grads, a->grad_floats * sizeof *a->grads);
 }
 
 int acts_find(const activations *a, const char *name) {

@@ -4,7 +4,8 @@
  * shape, whether the backward pass needs its gradient) and the scratch its ops ask for, then
  * calls acts_alloc: each declared view (a pointer field of the network) is set to its place in
  * one arena. Both arenas come from kernels_alloc, so with a GPU backend they are device
- * memory, and nothing is allocated after set-up.
+ * memory, and nothing is allocated after set-up. Host code never dereferences a view: inputs
+ * go in with kernels_to_device, results the host needs come out with kernels_to_host.
  *
  * Gradients: the tensors declared with one are laid out first, in declaration order, and the
  * gradient arena (the twin) covers exactly them, so the gradient of such a tensor sits at the
@@ -65,7 +66,7 @@ void acts_free(activations *a);
 /* The gradient of the tensor at `view` (the start of a declared tensor or any element of
  * one). Dies when that tensor has no gradient or the arenas hold no twin. */
 float *acts_grad(const activations *a, const float *view);
-/* Zeroes the whole twin. */
+/* Zeroes the whole twin (kernels_zero: ordered with the ops, on any backend). */
 void acts_zero_grads(activations *a);
 /* Index of the declared tensor `name`, -1 if absent. */
 int acts_find(const activations *a, const char *name);

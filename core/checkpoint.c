@@ -24,7 +24,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
-#include "h5_chunk_size.h"
+#include "h5_check.h"
 #include "util.h"
 
 #define PATH_LEN 4096
@@ -769,6 +769,7 @@ int ckpt_write(const char *dir, const char *name, const ckpt_meta *meta,
 struct ckpt {
     char *path;
     hid_t file;
+    unsigned long long file_size; /* bounds what the datasets may claim to store */
     ckpt_meta meta;
     char *config, *metrics; /* what meta's borrowed pointers point at */
     uint8_t *scratch; /* one chunk (and its checksum), for verifying and reading */
@@ -793,23 +794,25 @@ static hid_t open_attr(ckpt *c, const char *key) {
     if (ex == 0) return ds_fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
     hid_t a = H5Aopen(c->file, key, H5P_DEFAULT);
     if (a < 0) return c_fail_h5(c, "open attribute", key);
-    /* H5Aread writes every element: an array where one value belongs would overrun it */
-    hid_t sp = H5Aget_space(a);
-    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
-    if (sp >= 0) H5Sclose(sp);
-    if (n != 1) {
-        H5Aclose(a);
-        return ds_fail(c->err, c->errlen, "%s: attribute '%s' holds %lld values: expected a single value", c->path,
-                       key, (long long)n);
-    }
     return a;
 }
 
-/* A numeric attribute, converted by HDF5 to mtype (which refuses strings). */
+/* A numeric attribute of one value, converted by HDF5 to mtype (an integer type here): an
+ * array would be read past `out`, a float would be truncated into a different number. */
 static int get_attr(ckpt *c, const char *key, hid_t mtype, void *out) {
     hid_t a = open_attr(c, key);
     if (a < 0) return -1;
-    int rc = H5Aread(a, mtype, out) < 0 ? c_fail_h5(c, "read attribute", key) : 0;
+    hid_t sp = H5Aget_space(a), ft = H5Aget_type(a);
+    hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    int rc;
+    if (np != 1)
+        rc = ds_fail(c->err, c->errlen, "%s: attribute '%s': %lld values, expected one", c->path, key, (long long)np);
+    else if (ft < 0 || H5Tget_class(ft) != H5Tget_class(mtype))
+        rc = ds_fail(c->err, c->errlen, "%s: attribute '%s': not an integer", c->path, key);
+    else
+        rc = H5Aread(a, mtype, out) < 0 ? c_fail_h5(c, "read attribute", key) : 0;
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
     H5Aclose(a);
     return rc;
 }
@@ -817,6 +820,12 @@ static int get_attr(ckpt *c, const char *key, hid_t mtype, void *out) {
 /* A string attribute, fixed or variable length (h5py writes the latter), malloc'd. */
 static int read_str(ckpt *c, hid_t a, hid_t ftype, const char *key, char **out) {
     int rc = 0;
+    hid_t sp = H5Aget_space(a);
+    hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
+    /* one string: an array of them would be read past the buffer */
+    if (np != 1) return ds_fail(c->err, c->errlen, "%s: attribute '%s': %lld strings, expected one", c->path, key,
+                                (long long)np);
     if (H5Tis_variable_str(ftype) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         char *s = NULL;
@@ -835,6 +844,15 @@ static int read_str(ckpt *c, hid_t a, hid_t ftype, const char *key, char **out) 
         free(s);
         return c_fail_h5(c, "read attribute", key);
     }
+    /* the text ends at its first NUL; past it only padding: text hidden behind a NUL would
+     * be silently dropped (a config that is not the one that trained) */
+    size_t len = strlen(s);
+    for (size_t i = len; i < n; i++)
+        if (s[i] != '\0') {
+            free(s);
+            return ds_fail(c->err, c->errlen, "%s: attribute '%s': a NUL byte at offset %zu inside the text",
+                           c->path, key, len);
+        }
     *out = s;
     return 0;
 }
@@ -1015,16 +1033,125 @@ static int read_chunks(ckpt *c, hid_t ds, const char *dpath, chunk_grid *g, void
     return 0;
 }
 
+/* ---- what a dataset declares against what the file stores ---------------------------
+ *
+ * Verification reads every byte of every dataset, so before it reads one it checks that
+ * the bytes the dataset declares (its shape times its element size, in overflow-checked
+ * 64-bit arithmetic) are really stored in this file: a contiguous dataset's storage is all
+ * allocated; every chunk of a chunked one is written, and their stored bytes, at least the
+ * declared ones, fit in the file. So the work is bounded by the file's size, and data never
+ * written (which HDF5 would read back as fill values) is refused instead of trained on.
+ * Data in other files (external storage, virtual datasets) and compressed chunks (whose
+ * expansion the file's size does not bound) are refused: dtrain writes neither. */
+
+static const char *class_name(H5T_class_t cls) {
+    switch (cls) {
+    case H5T_INTEGER: return "integers";
+    case H5T_FLOAT: return "floats";
+    case H5T_STRING: return "strings";
+    case H5T_COMPOUND: return "compound records";
+    case H5T_ENUM: return "enums";
+    case H5T_ARRAY: return "arrays";
+    case H5T_VLEN: return "variable-length sequences";
+    case H5T_REFERENCE: return "references";
+    case H5T_OPAQUE: return "opaque bytes";
+    case H5T_BITFIELD: return "bitfields";
+    case H5T_TIME: return "times";
+    default: return "an unknown type";
+    }
+}
+
+/* a * b, or -1 when it does not fit in 63 bits */
+static int mul_ok(unsigned long long a, unsigned long long b, unsigned long long *out) {
+    return !__builtin_mul_overflow(a, b, out) && *out <= (unsigned long long)INT64_MAX ? 0 : -1;
+}
+
+static int chunked_storage(ckpt *c, hid_t ds, hid_t dcpl, hid_t fspace, int ndim, const hsize_t *dims,
+                           unsigned long long elem, unsigned long long bytes, const char *dpath) {
+    hsize_t chunk[MAX_RANK];
+    if (H5Pget_chunk(dcpl, ndim, chunk) != ndim) return c_fail_h5(c, "read the chunk shape of", dpath);
+    unsigned long long want = 1, cbytes = elem;
+    for (int d = 0; d < ndim; d++) {
+        if (chunk[d] == 0) return ds_fail(c->err, c->errlen, "%s: %s: a chunk dimension of 0", c->path, dpath);
+        if (mul_ok(want, (dims[d] + chunk[d] - 1) / chunk[d], &want) || mul_ok(cbytes, chunk[d], &cbytes))
+            return ds_fail(c->err, c->errlen, "%s: %s: its chunk grid overflows 64 bits", c->path, dpath);
+    }
+    int nf = H5Pget_nfilters(dcpl);
+    for (int i = 0; i < nf; i++) {
+        unsigned flags;
+        size_t ncd = 0;
+        char name[64] = "";
+        H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, NULL, sizeof name, name, NULL);
+        if (id != H5Z_FILTER_FLETCHER32)
+            return ds_fail(c->err, c->errlen, "%s: %s: filter %d (%s) on its chunks, expected none but "
+                           "Fletcher32 (checkpoints are not compressed)", c->path, dpath, (int)id,
+                           name[0] ? name : "unknown");
+    }
+    hsize_t have = 0;
+    /* (HDF5 1.10 wants the dataspace itself here; H5S_ALL is refused) */
+    if (H5Sselect_all(fspace) < 0 || H5Dget_num_chunks(ds, fspace, &have) < 0) return c_fail_h5(c, "count the chunks of", dpath);
+    if (have != want)
+        return ds_fail(c->err, c->errlen, "%s: %s: %llu of its %llu chunks are stored (the rest were never "
+                       "written)", c->path, dpath, (unsigned long long)have, want);
+    unsigned long long stored = H5Dget_storage_size(ds);
+    if (stored < bytes || stored > c->file_size)
+        return ds_fail(c->err, c->errlen, "%s: %s: its chunks claim %llu bytes of storage, expected %llu to "
+                       "%llu (the data declared, the file's size)", c->path, dpath, stored, bytes, c->file_size);
+    (void)cbytes;
+    return 0;
+}
+
+static int check_storage(ckpt *c, hid_t ds, hid_t type, hid_t fspace, const char *dpath) {
+    H5T_class_t cls = H5Tget_class(type);
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT && cls != H5T_STRING)
+        return ds_fail(c->err, c->errlen, "%s: %s: a dataset of %s, expected numbers", c->path, dpath,
+                       class_name(cls));
+    int ndim = H5Sget_simple_extent_ndims(fspace);
+    hsize_t dims[MAX_RANK];
+    if (ndim < 0 || ndim > MAX_RANK || H5Sget_simple_extent_dims(fspace, dims, NULL) != ndim)
+        return c_fail_h5(c, "read the shape of", dpath);
+    unsigned long long elem = H5Tget_size(type), bytes = elem;
+    for (int d = 0; d < ndim; d++)
+        if (mul_ok(bytes, dims[d], &bytes))
+            return ds_fail(c->err, c->errlen, "%s: %s: its shape declares more than 2^63 bytes", c->path, dpath);
+    if (bytes > c->file_size)
+        return ds_fail(c->err, c->errlen, "%s: %s: declares %llu bytes of data, more than the file's %llu "
+                       "(data never written, or a truncated copy)", c->path, dpath, bytes, c->file_size);
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return c_fail_h5(c, "read the layout of", dpath);
+    H5D_layout_t layout = H5Pget_layout(dcpl);
+    int rc = 0;
+    if (H5Pget_external_count(dcpl) != 0)
+        rc = ds_fail(c->err, c->errlen, "%s: %s: its data is in external files, expected in the checkpoint",
+                     c->path, dpath);
+    else if (layout == H5D_CHUNKED)
+        rc = ndim < 1 ? c_fail_h5(c, "read the layout of", dpath)
+                      : chunked_storage(c, ds, dcpl, fspace, ndim, dims, elem, bytes, dpath);
+    else if (layout == H5D_CONTIGUOUS) {
+        unsigned long long stored = H5Dget_storage_size(ds);
+        if (stored != bytes)
+            rc = ds_fail(c->err, c->errlen, "%s: %s: %llu of its %llu bytes are stored (the rest were never "
+                         "written)", c->path, dpath, stored, bytes);
+    } else if (layout != H5D_COMPACT)
+        rc = ds_fail(c->err, c->errlen, "%s: %s: a virtual dataset (data in other files), expected its data "
+                     "in the checkpoint", c->path, dpath);
+    H5Pclose(dcpl);
+    return rc;
+}
+
 static int verify_dataset(ckpt *c, hid_t ds, const char *dpath) {
     hid_t type = H5Dget_type(ds), fspace = H5Dget_space(ds);
     chunk_grid g;
     int rc;
     if (type < 0 || fspace < 0)
         rc = c_fail_h5(c, "read", dpath);
-    else if (H5Tis_variable_str(type) > 0 || H5Tget_class(type) == H5T_VLEN)
-        rc = 0; /* not ours, and nothing a checksum protects */
-    else if (H5Sget_simple_extent_type(fspace) == H5S_NULL ||
-             H5Sget_simple_extent_npoints(fspace) == 0)
+    else if (H5Tis_variable_str(type) > 0)
+        rc = 0; /* not ours, never read, and nothing a checksum protects */
+    else if (H5Sget_simple_extent_type(fspace) == H5S_NULL)
+        rc = 0;
+    else if (check_storage(c, ds, type, fspace, dpath) != 0)
+        rc = -1;
+    else if (H5Sget_simple_extent_npoints(fspace) == 0)
         rc = 0;
     else if (h5_check_chunk_sizes(ds, c->path, dpath, c->err, c->errlen) != 0)
         rc = -1;
@@ -1080,6 +1207,9 @@ static int open_file(ckpt *c) {
     if (fapl >= 0) H5Pclose(fapl);
     if (c->file < 0)
         return ds_fail(c->err, c->errlen, "%s: cannot open as HDF5: %s", c->path, why);
+    struct stat st;
+    if (stat(c->path, &st) != 0) return ds_fail(c->err, c->errlen, "%s: stat: %s", c->path, strerror(errno));
+    c->file_size = (unsigned long long)st.st_size;
     /* the whole file is about to be read: let the kernel read ahead while we checksum */
     void *handle = NULL;
     if (H5Fget_vfd_handle(c->file, H5P_DEFAULT, &handle) >= 0 && handle)
@@ -1188,6 +1318,12 @@ static int check_shape(ckpt *c, hid_t ds, const ckpt_tensor *t, const char *dpat
 static int read_floats(ckpt *c, hid_t ds, const char *dpath, float *out) {
     hid_t type = H5Dget_type(ds), fspace = H5Dget_space(ds);
     chunk_grid g;
+    H5T_class_t cls = type < 0 ? H5T_NO_CLASS : H5Tget_class(type);
+    if (cls != H5T_FLOAT) { /* integers would convert, silently, into other weights */
+        if (fspace >= 0) H5Sclose(fspace);
+        if (type >= 0) H5Tclose(type);
+        return ds_fail(c->err, c->errlen, "%s: %s: stored as %s, expected floats", c->path, dpath, class_name(cls));
+    }
     int raw = type >= 0 && fspace >= 0 && H5Tequal(type, H5T_NATIVE_FLOAT) > 0 &&
               raw_grid(ds, type, fspace, &g) == 0;
     if (fspace >= 0) H5Sclose(fspace);
@@ -1229,6 +1365,10 @@ int ckpt_read(ckpt *c, const ckpt_tensor *t, char *err, size_t errlen) {
 
 /* ---- training-state fields ---------------------------------------------------------- */
 
+static unsigned long long state_bytes(ckpt_type type) {
+    return type == CKPT_I32 ? 4 : type == CKPT_U8 ? 1 : 8;
+}
+
 static hid_t field_mtype(ckpt_type type) {
     hid_t ftype, mtype;
     field_types(type, &ftype, &mtype);
@@ -1260,14 +1400,29 @@ int ckpt_has_field(const ckpt *c, const ckpt_field *f) {
     return yes;
 }
 
+/* The stored type must be of the field's kind: integers for an integer field (HDF5 would
+ * truncate a float into another number), numbers for a float one. Sizes may differ: HDF5
+ * converts, clipping what does not fit, and the caller checks the ranges. */
+static int check_class(ckpt *c, const ckpt_field *f, hid_t ftype, const char *dpath) {
+    H5T_class_t cls = ftype < 0 ? H5T_NO_CLASS : H5Tget_class(ftype);
+    int want_float = f->type == CKPT_F64;
+    if (cls == H5T_INTEGER || (want_float && cls == H5T_FLOAT)) return 0;
+    return ds_fail(c->err, c->errlen, "%s: %s: stored as %s, expected %s", c->path, dpath, class_name(cls),
+                   want_float ? "a number" : "integers");
+}
+
 static int read_scalar_field(ckpt *c, const ckpt_field *f, const char *gpath, const char *dpath) {
     hid_t a = H5Aopen_by_name(c->file, gpath, f->name, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0) return c_fail_h5(c, "open attribute", dpath);
-    hid_t sp = H5Aget_space(a);
-    int scalar = sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1;
+    hid_t sp = H5Aget_space(a), ft = H5Aget_type(a);
+    hssize_t np = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
     if (sp >= 0) H5Sclose(sp);
-    int rc = !scalar ? ds_fail(c->err, c->errlen, "%s: %s: expected a single value", c->path, dpath)
-             : H5Aread(a, field_mtype(f->type), f->data) < 0 ? c_fail_h5(c, "read attribute", dpath) : 0;
+    int rc = np != 1 ? ds_fail(c->err, c->errlen, "%s: %s: %lld values, expected a single value", c->path, dpath,
+                               (long long)np)
+             : check_class(c, f, ft, dpath) != 0                        ? -1
+             : H5Aread(a, field_mtype(f->type), f->data) < 0 ? c_fail_h5(c, "read attribute", dpath)
+                                                             : 0;
+    if (ft >= 0) H5Tclose(ft);
     H5Aclose(a);
     return rc;
 }
@@ -1277,21 +1432,33 @@ static int read_array_field(ckpt *c, ckpt_field *f, const char *dpath) {
     hsize_t dims[2] = {0, 0};
     hid_t ds = open_dataset(c, dpath, f->ndim, dims);
     if (ds < 0) return -1;
-    int64_t n = 1;
+    hid_t ft = H5Dget_type(ds);
+    int bad = check_class(c, f, ft, dpath);
+    if (ft >= 0) H5Tclose(ft);
+    if (bad) {
+        H5Dclose(ds);
+        return -1;
+    }
+    /* the values' bytes in memory, overflow-checked before anything is allocated (opening
+     * verified that the file stores every element) */
+    unsigned long long n = 1, bytes;
     for (int d = 0; d < f->ndim; d++) {
         if (f->data && (hsize_t)f->dims[d] != dims[d]) {
             H5Dclose(ds);
             return ds_fail(c->err, c->errlen, "%s: %s: dimension %d is %llu, expected %lld", c->path, dpath, d,
                         (unsigned long long)dims[d], (long long)f->dims[d]);
         }
+        if (mul_ok(n, dims[d], &n)) {
+            H5Dclose(ds);
+            return ds_fail(c->err, c->errlen, "%s: %s: its shape overflows 64 bits", c->path, dpath);
+        }
         f->dims[d] = (int64_t)dims[d];
-        n *= f->dims[d];
     }
-    if (!f->data) {
-        hid_t ftype, mtype;
-        field_types(f->type, &ftype, &mtype);
-        f->data = xmalloc((size_t)(n > 0 ? n : 1) * H5Tget_size(mtype));
+    if (mul_ok(n, state_bytes(f->type), &bytes) || bytes > SIZE_MAX / 2) {
+        H5Dclose(ds);
+        return ds_fail(c->err, c->errlen, "%s: %s: %llu values do not fit in memory", c->path, dpath, n);
     }
+    if (!f->data) f->data = xmalloc(bytes > 0 ? (size_t)bytes : 1);
     if (n == 0) {
         H5Dclose(ds);
         return 0;

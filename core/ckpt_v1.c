@@ -6,6 +6,7 @@
  * uint64 job_len}, then [world][epoch_loss_sum, epoch_items] as doubles, then the job's
  * bytes. Only image_epoch ever wrote job bytes: one byte "this epoch's order is a remainder
  * order", then one byte per training example, 1 where it was consumed this epoch. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,12 +49,21 @@ static int read_named(ckpt *c, loaded_state *s, char *err, size_t errlen) {
 }
 
 /* The blob's per-rank doubles into the fields without a v1 name, in table order. */
-static int split_blob(const uint8_t *buf, size_t len, loaded_state *s, const uint8_t **job, size_t *job_len) {
+static int split_blob(const uint8_t *buf, size_t len, loaded_state *s, const uint8_t **job, size_t *job_len,
+                      char *why, size_t whylen) {
     v1_header h;
-    if (len < sizeof h) return -1;
+    if (len < sizeof h) return snprintf(why, whylen, "%zu bytes, shorter than its header", len), -1;
     memcpy(&h, buf, sizeof h);
     size_t per = 2 * sizeof(double);
-    if (h.magic != V1_MAGIC || h.world < 1 || len != sizeof h + h.world * per + h.job_len) return -1;
+    /* the header's counts against the bytes present, without a sum that could wrap: a
+     * job_len near 2^64 would otherwise make the total come out right */
+    if (h.magic != V1_MAGIC) return snprintf(why, whylen, "magic 0x%08x, expected 0x%08x", h.magic, V1_MAGIC), -1;
+    if (h.world < 1 || h.world > STATE_WORLD_MAX)
+        return snprintf(why, whylen, "world %u, expected 1..%d", h.world, STATE_WORLD_MAX), -1;
+    size_t rest = len - sizeof h;
+    if ((uint64_t)h.world * per > rest || h.job_len != rest - (uint64_t)h.world * per)
+        return snprintf(why, whylen, "its header says %u ranks and %llu job bytes, the blob holds %zu bytes",
+                        h.world, (unsigned long long)h.job_len, len), -1;
     int k = 0;
     for (int i = 0; i < TRAIN_STATE_N && k < 2; i++) {
         if (TRAIN_STATE[i].v1_name) continue;
@@ -74,13 +84,14 @@ int read_fields_v1(ckpt *c, const job *j, loaded_state *s, char *err, size_t err
     if (ckpt_read_field(c, &blob, err, errlen) != 0) return -1;
     const uint8_t *job;
     size_t job_len;
-    int rc = split_blob(blob.data, (size_t)blob.dims[0], s, &job, &job_len);
+    char why[256] = "the job's bytes do not fit this job";
+    int rc = split_blob(blob.data, (size_t)blob.dims[0], s, &job, &job_len, why, sizeof why);
     if (rc == 0 && job_len > 0) {
         if (j->state_fields != image_epoch_state_fields) rc = -1;
         else rc = image_epoch_fields_from_v1(job, job_len, s->job);
         if (rc == 0) s->njob = image_epoch_nfields();
     }
     free(blob.data);
-    if (rc != 0) snprintf(err, errlen, "%s: format 1: its /job_state is malformed", ckpt_path(c));
+    if (rc != 0) snprintf(err, errlen, "%s: format 1: its /job_state is malformed: %s", ckpt_path(c), why);
     return rc;
 }

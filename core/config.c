@@ -174,17 +174,62 @@ static char *trim(char *s) {
     return s;
 }
 
-int config_load_file(config *c, const char *path, char *err, size_t errlen) {
+/* The whole file, read before any of it is applied: NUL-terminated, malloc'd, *len bytes
+ * (NULs inside included). NULL with err when it cannot be read or is over the limit. */
+static char *slurp(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
-        return -1;
+        return NULL;
     }
-    char line[4096];
-    int lineno = 0, rc = 0;
+    char *buf = xmalloc(CONFIG_FILE_MAX + 2);
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    int bad = ferror(f), e = errno;
+    fclose(f);
+    if (bad || n > CONFIG_FILE_MAX) {
+        if (bad) snprintf(err, errlen, "%s: cannot read config file: %s", path, strerror(e));
+        else snprintf(err, errlen, "%s: more than %d bytes, expected a config file", path, CONFIG_FILE_MAX);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* A file is applied whole or not at all: every line is parsed and every value checked
+ * first (a NUL byte, a line longer than CONFIG_LINE_MAX, a line without '=', an unknown
+ * key, a bad value or a key set twice stops it, naming the line), then all are set. */
+int config_load_file(config *c, const char *path, char *err, size_t errlen) {
+    size_t len;
+    char *buf = slurp(path, &len, err, errlen);
+    if (!buf) return -1;
+    typedef struct {
+        int k;
+        const char *val;
+    } assignment;
+    assignment *set = xmalloc(sizeof *set * CFG_MAX_KEYS);
+    int nset = 0, lineno = 0, rc = 0;
     int set_at[CFG_MAX_KEYS] = {0}; /* the line that set each key, to refuse a second one */
-    while (fgets(line, sizeof line, f)) {
+    for (size_t at = 0; at < len && rc == 0;) {
         lineno++;
+        char *line = buf + at, *nl = memchr(line, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - line) : len - at;
+        at += n + (nl ? 1 : 0);
+        /* a NUL would end the line early, as C strings do, and apply only its start */
+        const char *nul = memchr(line, '\0', n);
+        if (nul) {
+            snprintf(err, errlen, "%s:%d: a NUL byte at column %d, expected text", path, lineno, (int)(nul - line) + 1);
+            rc = -1;
+            break;
+        }
+        if (n > CONFIG_LINE_MAX) {
+            snprintf(err, errlen, "%s:%d: a line of %zu bytes, longer than the limit of %d", path, lineno, n,
+                     CONFIG_LINE_MAX);
+            rc = -1;
+            break;
+        }
+        line[n] = '\0';
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
         char *s = line;
@@ -194,28 +239,37 @@ int config_load_file(config *c, const char *path, char *err, size_t errlen) {
         if (!*s) continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            snprintf(err, errlen, "%s:%d: expected 'key = value', got '%s'", path, lineno, s);
+            snprintf(err, errlen, "%s:%d: expected 'key = value', got '%.200s'", path, lineno, s);
             rc = -1;
             break;
         }
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        char e2[768];
         int k = find(c, key);
-        if (k >= 0 && set_at[k]) {
+        char e2[768];
+        if (k < 0) {
+            config_set(c, key, val, "file", e2, sizeof e2); /* fails: its message lists the keys */
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
+            rc = -1;
+        } else if (set_at[k]) {
             /* two values for one key in one file: which was meant is anyone's guess */
             snprintf(err, errlen, "%s:%d: key '%s' is already set on line %d", path, lineno, key, set_at[k]);
             rc = -1;
-            break;
-        }
-        if (k >= 0) set_at[k] = lineno;
-        if (config_set(c, key, val, "file", e2, sizeof e2) != 0) {
+        } else if (validate(c->spec[k], val, e2, sizeof e2) != 0) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, e2);
             rc = -1;
-            break;
+        } else {
+            set_at[k] = lineno;
+            set[nset++] = (assignment){k, val};
         }
     }
-    fclose(f);
+    for (int i = 0; rc == 0 && i < nset; i++) {
+        free(c->value[set[i].k]);
+        c->value[set[i].k] = xstrdup(set[i].val);
+        snprintf(c->source[set[i].k], sizeof c->source[0], "file");
+    }
+    free(set);
+    free(buf);
     return rc;
 }
 

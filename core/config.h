@@ -23,6 +23,9 @@ typedef struct cfg_spec {
 } cfg_spec;
 
 #define CFG_MAX_KEYS 128
+/* Limits of a config file: a longer line, a bigger file, or a NUL byte is an error. */
+#define CONFIG_LINE_MAX 4095
+#define CONFIG_FILE_MAX (1 << 20)
 
 typedef struct config {
     const cfg_spec *spec[CFG_MAX_KEYS];
@@ -37,7 +40,9 @@ int config_declare(config *c, const cfg_spec *specs, char *err, size_t errlen);
 /* Sets one key; -1 with err ("bad value 'x' for key 'lr': expected a number in 0..10"). */
 int config_set(config *c, const char *key, const char *value, const char *source, char *err,
                size_t errlen);
-/* Reads a `key = value` file ('#' comments, blank lines). Errors name file and line. */
+/* Reads a `key = value` file ('#' comments, blank lines). Errors name file and line; a
+ * file with an error sets nothing (lines over CONFIG_LINE_MAX bytes, NUL bytes and files
+ * over CONFIG_FILE_MAX are errors too). */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);
 /* `key = value` lines from a string (job defaults, a checkpoint's config): lines without
  * '=' and lines starting with '#' are skipped. -1 with err at the first bad value. */

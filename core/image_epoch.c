@@ -80,8 +80,16 @@ long image_epoch_load(image_epoch *e, trainer *t, long epoch, long step_in_epoch
     const uint8_t *seen = fields[F_CONSUMED].data;
     int64_t len = fields[F_CONSUMED].dims[0];
     if (len != total)
-        trainer_fail(t, EXIT_USAGE, "cannot resume: the checkpoint's data state covers %lld examples, the "
-                     "training set has %ld (was it written for another data file?)", (long long)len, total);
+        trainer_fail(t, EXIT_USAGE, "cannot resume: %s: its data state covers %lld examples, the training set "
+                     "has %ld (was it written for another data file?)", t->resume_path, (long long)len, total);
+    int64_t remainder = *(const int64_t *)fields[F_REMAINDER].data;
+    if (remainder != 0 && remainder != 1)
+        trainer_fail(t, EXIT_USAGE, "cannot resume: %s: /job_state data_order_is_remainder = %lld, expected 0 or 1",
+                     t->resume_path, (long long)remainder);
+    for (long i = 0; i < total; i++)
+        if (seen[i] > 1)
+            trainer_fail(t, EXIT_USAGE, "cannot resume: %s: /job_state/data_consumed[%ld] = %d, expected 0 or 1",
+                         t->resume_path, i, seen[i]);
     if (saved_world == t->world && *(const int64_t *)fields[F_REMAINDER].data == 0) {
         *first_step = step_in_epoch;
         return image_epoch_start(e, t, epoch);

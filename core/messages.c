@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_select.h"
 #include "train_state.h"
 
 void trainer_fail(trainer *t, int code, const char *fmt, ...) {
@@ -58,10 +59,12 @@ static const char *launcher(void) {
 
 void trainer_print_world(trainer *t) {
     int local_max = comm_local_size(t->comm) - 1;
-    trainer_log(t, "dtrain %s | %d rank%s on %d node%s [%s] (local ranks 0-%d) | launcher %s | device cpu | "
+    char device[384];
+    trainer_log(t, "dtrain %s | %d rank%s on %d node%s [%s] (local ranks 0-%d) | launcher %s | device %s | "
                 "%d thread%s per rank | %zu parameters\n", t->job->name, t->world, t->world == 1 ? "" : "s",
                 comm_nodes(t->comm), comm_nodes(t->comm) == 1 ? "" : "s", comm_node_list(t->comm), local_max,
-                launcher(), t->threads, t->threads == 1 ? "" : "s", t->model.nparams);
+                launcher(), trainer_device_text(t, device, sizeof device), t->threads, t->threads == 1 ? "" : "s",
+                t->model.nparams);
     const char *ntasks = getenv("SLURM_NTASKS"), *job = getenv("SLURM_JOB_ID");
     if (ntasks && job && strcmp(launcher(), "srun") == 0) {
         trainer_log(t, "slurm job %s: SLURM_NTASKS=%s SLURM_PROCID=%s SLURM_LOCALID=%s\n", job, ntasks,

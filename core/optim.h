@@ -2,6 +2,7 @@
 #ifndef DTRAIN_OPTIM_H
 #define DTRAIN_OPTIM_H
 
+#include "kernels.h"
 #include "params.h"
 
 typedef enum { OPT_SGD, OPT_ADAM, OPT_ADAMW } opt_kind;
@@ -14,6 +15,7 @@ typedef struct optimizer {
     long t;             /* steps taken, for Adam's bias correction */
     float *m;           /* Adam first moment / SGD momentum buffer, model.nfloats */
     float *v;           /* Adam second moment (NULL for SGD) */
+    optim_table *table; /* the model's tensors, in the backend's memory (kernels.h) */
 } optimizer;
 
 /* name: "sgd", "adam" (L2 penalty added to the gradient, as PyTorch's Adam) or "adamw"

@@ -36,12 +36,26 @@ int model_add(model *m, const char *name, int ndim, const int *shape, int decay)
 }
 
 void model_alloc(model *m) {
-    m->params = kernels_alloc(m->nfloats);
+    size_t bytes = (m->nfloats * sizeof(float) + 63) & ~(size_t)63;
+    m->host = aligned_alloc(64, bytes ? bytes : 64);
+    if (!m->host) DIE("out of memory for the host copy of %zu parameters", m->nfloats);
+    memset(m->host, 0, bytes);
+    m->params = m->host;
     m->grads = kernels_alloc(m->nfloats);
 }
 
+void model_upload(model *m) {
+    if (m->params == m->host) m->params = kernels_alloc(m->nfloats);
+    kernels_to_device(m->params, m->host, m->nfloats * sizeof(float));
+}
+
+void model_download(model *m) {
+    if (m->params != m->host) kernels_to_host(m->host, m->params, m->nfloats * sizeof(float));
+}
+
 void model_free(model *m) {
-    kernels_free(m->params);
+    if (m->params != m->host) kernels_free(m->params);
+    free(m->host);
     kernels_free(m->grads);
     free(m->tensors);
     memset(m, 0, sizeof *m);
@@ -53,4 +67,9 @@ int model_find(const model *m, const char *name) {
     return -1;
 }
 
-void model_zero_grads(model *m) { memset(m->grads, 0, m->nfloats * sizeof(float)); }
+void model_zero_grads(model *m) { kernels_zero(m->grads, m->nfloats * sizeof(float)); }
+
+void model_grads_ready(model *m, int first) {
+    if (first < 0 || first >= m->ntensors) DIE("model_grads_ready: no tensor %d", first);
+    if (m->on_grads_ready) m->on_grads_ready(m->grads_ready_arg, m->tensors[first].offset);
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "mem_limit.h"
 #include "train_state.h"
 #include "util.h"
 
@@ -48,11 +49,13 @@ static int choose_checkpoint(trainer *t, const char *resume, char *path, size_t 
 }
 
 /* Keys that may change on resume without changing what the run computes: where it writes,
- * what it reports and when, which checkpoint it resumes, how many threads share the work. */
+ * what it reports and when, which checkpoint it resumes, how many threads share the work,
+ * which device runs it (a cpu checkpoint resumes on cuda and back: the same model and
+ * schedule, computed by other kernels, so equal to rounding rather than bit for bit). */
 static int operational_key(const char *key) {
     static const char *const keys[] = {"out",           "ckpt_dir",  "resume",   "threads",
                                        "log_interval",  "ckpt_keep", "ckpt_interval",
-                                       "eval_interval", "comm_timeout", NULL};
+                                       "eval_interval", "comm_timeout", "device", "gpu", "tf32", NULL};
     for (int i = 0; keys[i]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;
@@ -121,6 +124,7 @@ static int load_checkpoint(trainer *t, const char *path) {
      * collective trainer_check (one line, from the lowest rank that failed) */
     ckpt *c = ckpt_open(path, err, sizeof err);
     trainer_check(t, !c, EXIT_USAGE, "cannot resume: %s", err);
+    snprintf(t->resume_path, sizeof t->resume_path, "%s", path);
     const ckpt_meta *meta = ckpt_get_meta(c);
     trainer_check(t, strcmp(meta->job, t->job->name) != 0, EXIT_USAGE,
                   "cannot resume: %s was written by job '%s', not '%s'", path, meta->job, t->job->name);
@@ -182,8 +186,18 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
     kernels_set_threads(t->threads);
     t->grad_accum = 1;
     ckpt_close(c);
+    /* the model is built from the checkpoint's config: sizes it asks for that this machine
+     * cannot hold are that file's error (mem_limit.h) */
+    char source[4200];
+    snprintf(source, sizeof source, "%s: its stored config", ckpt_path);
+    mem_limit_source(source);
     t->js = j->create(t);
+    unsigned long long pbytes;
+    int over = __builtin_mul_overflow((unsigned long long)t->model.nfloats, 2ull * sizeof(float), &pbytes);
+    mem_limit_check(pbytes, over, "the parameters and their gradients");
+    mem_limit_source(NULL);
     model_alloc(&t->model);
+    model_upload(&t->model); /* the arena in the backend's memory, which the read fills */
     rc = trainer_read_group(t, ckpt_path, "params", t->model.params);
     return rc;
 }

@@ -3,31 +3,52 @@
  * and the checks that keep two runs from mixing in one directory. Rank 0 writes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "train_state.h"
 #include "util.h"
 
 /* On resume, metrics.jsonl keeps only the lines up to the checkpoint's step: the lines a
- * killed run wrote after it are written again, identically, by the resumed run. */
-static void trim_metrics(const char *path, long max_step) {
+ * killed run wrote after it are written again, identically, by the resumed run. A last line
+ * without its newline (a run killed inside a write) goes too. Anything but a regular file
+ * (a device that never ends, a FIFO) is refused rather than read. 0, or -1 after printing. */
+static int trim_metrics(const char *path, long max_step) {
     FILE *f = fopen(path, "r");
-    if (!f) return;
-    char *kept = NULL, line[8192];
-    size_t len = 0;
-    FILE *out = open_memstream(&kept, &len);
-    while (fgets(line, sizeof line, f)) {
-        const char *s = strstr(line, "\"step\": ");
-        if (s && atol(s + 8) <= max_step) fputs(line, out);
+    if (!f && errno == ENOENT) return 0;
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "dtrain: %s: %s\n", path, f ? "not a regular file" : strerror(errno));
+        if (f) fclose(f);
+        return -1;
     }
+    char *kept = NULL, *line = NULL;
+    size_t len = 0, cap = 0;
+    ssize_t n;
+    FILE *out = open_memstream(&kept, &len);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        const char *s = strstr(line, "\"step\": ");
+        if (line[n - 1] == '\n' && s && atol(s + 8) <= max_step) fwrite(line, 1, (size_t)n, out);
+    }
+    int bad = ferror(f), e = errno;
+    free(line);
     fclose(f);
     fclose(out);
-    char err[256];
-    if (write_file_atomic(path, kept, len, err, sizeof err) != 0) fprintf(stderr, "dtrain: %s\n", err);
+    char err[1200];
+    int rc = 0;
+    if (bad) {
+        fprintf(stderr, "dtrain: %s: cannot read: %s\n", path, strerror(e));
+        rc = -1;
+    } else if (write_file_atomic(path, kept, len, err, sizeof err) != 0) {
+        fprintf(stderr, "dtrain: %s\n", err);
+        rc = -1;
+    }
     free(kept);
+    return rc;
 }
 
 /* Whether checkpoints can be written to DIR: made if missing, then a file created and
@@ -52,6 +73,9 @@ static int check_ckpt_dir(const char *dir) {
 
 int run_dir_open(trainer *t, long resumed_step) {
     int ok = 1;
+    /* a file-size limit (ulimit -f) is then an error of the write that meets it (EFBIG),
+     * reported like a full disk, rather than a signal that kills the run mid-line */
+    signal(SIGXFSZ, SIG_IGN);
     if (t->rank == 0) {
         char err[1024], path[1100];
         if (mkdir_p(t->out_dir, err, sizeof err) != 0) {
@@ -68,9 +92,9 @@ int run_dir_open(trainer *t, long resumed_step) {
             }
             free(text);
             snprintf(path, sizeof path, "%s/metrics.jsonl", t->out_dir);
-            if (resumed_step >= 0) trim_metrics(path, resumed_step);
+            if (ok && resumed_step >= 0 && trim_metrics(path, resumed_step) != 0) ok = 0;
             if (ok && !(t->metrics_file = fopen(path, resumed_step >= 0 ? "a" : "w"))) {
-                fprintf(stderr, "dtrain: %s: cannot create\n", path);
+                fprintf(stderr, "dtrain: %s: cannot create: %s\n", path, strerror(errno));
                 ok = 0;
             }
         }
@@ -79,12 +103,37 @@ int run_dir_open(trainer *t, long resumed_step) {
     return ok ? 0 : EXIT_RUNTIME;
 }
 
+/* One line per record, whole or not at all: formatted in memory, appended with one write,
+ * and on a failed write (a full disk, an I/O error, a file-size limit) the file is cut back
+ * to where the line began, so that no half line is left for the next one to splice onto;
+ * the run then ends (EXIT_RUNTIME) naming the file and the error. stdio never holds any of
+ * it, so closing the file later has nothing left to fail on. */
 void run_dir_write_metrics(trainer *t, const metrics *m) {
     t->last = *m;
     if (!t->metrics_file) return;
-    metrics_write_json(m, t->metrics_file);
-    fputc('\n', t->metrics_file);
-    fflush(t->metrics_file);
+    char *line = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&line, &len);
+    metrics_write_json(m, mem);
+    fputc('\n', mem);
+    fclose(mem);
+    int fd = fileno(t->metrics_file);
+    off_t start = lseek(fd, 0, SEEK_END);
+    size_t done = 0;
+    int e = start < 0 ? errno : 0;
+    while (!e && done < len) {
+        ssize_t w = write(fd, line + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) e = w < 0 ? errno : EIO;
+        else done += (size_t)w;
+    }
+    free(line);
+    if (!e) return;
+    if (start >= 0 && ftruncate(fd, start) != 0) { /* the half line stays: say so */
+        trainer_fail(t, EXIT_RUNTIME, "%s/metrics.jsonl: cannot write: %s (and a partial line is left in it)",
+                     t->out_dir, strerror(e));
+    }
+    trainer_fail(t, EXIT_RUNTIME, "%s/metrics.jsonl: cannot write: %s", t->out_dir, strerror(e));
 }
 
 /* A fresh start (resume = none) into a run directory that already holds a run would
@@ -136,6 +185,12 @@ int run_dir_write_summary(trainer *t, const clock_state *cs) {
     j->finish(t->js, t, &t->summary);
     if (t->rank != 0) return 0;
     char path[1100], err[1200];
+    /* every metrics line on disk before the summary says the run is complete: an I/O error
+     * that only the flush to disk finds is still this run's failure */
+    if (t->metrics_file && fsync(fileno(t->metrics_file)) != 0) {
+        fprintf(stderr, "dtrain: %s/metrics.jsonl: fsync: %s\n", t->out_dir, strerror(errno));
+        return -1;
+    }
     snprintf(path, sizeof path, "%s/summary.json", t->out_dir);
     char *buf = NULL;
     size_t len = 0;

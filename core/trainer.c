@@ -13,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "device_select.h"
+#include "grad_reduce.h"
 #include "kernels.h"
+#include "nccl/comm_nccl.h"
 #include "train_state.h"
 #include "util.h"
 
@@ -82,6 +85,9 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     int rc = trainer_parse_args(t, argc, argv);
     if (rc == 0) rc = trainer_check_keys(t);
     if (rc != 0) return rc;
+    /* the device is bound before anything is allocated (job->create allocates): a CUDA
+     * context made first would put every rank on GPU 0 */
+    if ((rc = trainer_select_device(t)) != 0) return rc;
     long threads = config_int(&t->cfg, "threads");
     t->threads = threads > 0 ? (int)threads : trainer_auto_threads(t->comm);
     kernels_set_threads(t->threads);
@@ -100,6 +106,7 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     t->js = j->create(t);
     model_alloc(&t->model);
     init_params(t);
+    t->reducer = trainer_gradient_reducer(t);
     t->steps_per_epoch = j->steps_per_epoch(t->js, t);
     trainer_check(t, t->steps_per_epoch < 1, EXIT_USAGE, "bad value '%ld' for key 'batch_size': batch_size x "
                   "grad_accum (%ld) is more than the training set holds (one step must fit in an epoch)",
@@ -171,6 +178,8 @@ static float train_step(trainer *t, long *items) {
     *items = 0;
     for (int micro = 0; micro < t->grad_accum; micro++) {
         long n = 0;
+        /* the last backward pass may start reducing the gradients it has finished */
+        if (micro == t->grad_accum - 1) grad_reduce_arm(t->reducer);
         loss += t->job->forward_backward(t->js, t, t->step_in_epoch, micro, &n);
         *items += n;
     }
@@ -180,7 +189,7 @@ static float train_step(trainer *t, long *items) {
 }
 
 void trainer_apply_gradients(trainer *t) {
-    comm_allreduce_mean_f32(t->comm, t->model.grads, t->model.nfloats);
+    grad_reduce_finish(t->reducer);
     t->grad_norm = clip_grad_norm(&t->model, config_float(&t->cfg, "grad_clip"));
     t->lr = lr_at(&t->sched, t->step);
     optim_step(&t->opt, &t->model, (float)t->lr);
@@ -301,13 +310,16 @@ static void setup_optimizer(trainer *t) {
     t->sched.total = t->total_steps;
 }
 
+/* Rank 0 initialises the host copy, every rank receives it, then it goes to the backend's
+ * memory: the job's init_params sees host memory, whatever the device. */
 static void init_params(trainer *t) {
     if (t->rank == 0) {
         rng init;
         rng_seed(&init, (uint64_t)config_int(&t->cfg, "seed"), 0x1417ull << 32);
         t->job->init_params(t->js, t, &init);
     }
-    comm_bcast(t->comm, t->model.params, t->model.nfloats * sizeof(float), 0);
+    comm_bcast(t->comm, t->model.host, t->model.nfloats * sizeof(float), 0);
+    model_upload(&t->model);
 }
 
 static void on_stop_signal(int sig) { g_stop_signal = sig; }
@@ -328,6 +340,10 @@ void trainer_teardown(trainer *t) {
     t->metrics_file = NULL;
     train_state_free_resume(t);
     optim_free(&t->opt);
+    grad_reduce_free(t->reducer);
+    t->reducer = NULL;
+    if (t->nccl) comm_nccl_finalize(t->nccl);
+    t->nccl = NULL;
     for (int b = 0; b < t->nbuffers; b++) kernels_free(t->buffers[b].data);
     t->nbuffers = 0;
     if (t->model.params) model_free(&t->model);

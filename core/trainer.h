@@ -22,6 +22,9 @@
 #include "params.h"
 #include "rng.h"
 
+struct grad_reducer;
+struct comm_nccl;
+
 typedef struct trainer {
     const job *job;
     config cfg;
@@ -30,6 +33,8 @@ typedef struct trainer {
     int threads;
     int grad_accum;
     model model;
+    struct grad_reducer *reducer; /* averages the gradients over ranks (grad_reduce.h) */
+    struct comm_nccl *nccl;       /* on cuda with NCCL: the reducer's communicator, else NULL */
     optimizer opt;
     lr_schedule sched;
     rng rng;              /* this rank's stream, from (seed, rank) */
@@ -52,10 +57,11 @@ typedef struct trainer {
     ckpt_field *resume_fields; /* the job's state_fields as read from the checkpoint */
     int resume_nfields;
     int resume_world;
+    char resume_path[4096]; /* the checkpoint resumed from, for the job's messages about its state */
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
     struct {
         char group[32];
-        float *data;    /* model.nfloats floats, laid out like the parameters */
+        float *data;    /* model.nfloats floats, laid out like the parameters, backend memory */
     } buffers[4];       /* a job's extra per-parameter state, e.g. "ema" */
     int nbuffers;
 } trainer;
@@ -77,12 +83,13 @@ int trainer_load_for_inference(trainer *t, const job *j, const char *ckpt_path, 
                                char **argv);
 
 /* A job's extra per-parameter buffer (e.g. an EMA of the weights), laid out like the
- * parameters, zeroed, saved in checkpoints as group `group` and restored on resume. Call
- * from create(), after the model's tensors are declared. */
+ * parameters, in the backend's memory, zeroed, saved in checkpoints as group `group` and
+ * restored on resume. Call from create(), after the model's tensors are declared. */
 float *trainer_add_buffer(trainer *t, const char *group);
 
-/* Reads a checkpoint's group (laid out like the parameters: "params", "ema", ...) into dst.
- * Returns 0, or an exit code after printing why. */
+/* Reads a checkpoint's group (laid out like the parameters: "params", "ema", ...) into dst,
+ * backend memory laid out like the parameters (through a host copy). Returns 0, or an exit
+ * code after printing why. */
 int trainer_read_group(trainer *t, const char *ckpt_path, const char *group, float *dst);
 
 /* The gradient path of a step, exposed for the data-parallel equivalence test: averages

@@ -236,6 +236,8 @@ int h5_attr_read_i64(hid_t obj, const char *name, int64_t *out, char *why, size_
     return ok ? 0 : -1;
 }
 
+#define ATTR_STR_MAX ((size_t)64 << 20)
+
 /* Variable-length strings come back as a pointer HDF5 allocated; fixed-length ones as
  * size bytes, not necessarily NUL-terminated. Either way the caller gets its own copy. */
 static char *read_str_value(hid_t attr, hid_t type) {
@@ -246,7 +248,10 @@ static char *read_str_value(hid_t attr, hid_t type) {
         H5free_memory(v);
         return copy;
     }
+    /* a fixed-length type may declare up to 4 GiB; no attribute of ours comes near this
+     * bound (a char tokenizer's table is at most 4.5 MB), so it is refused, not allocated */
     size_t size = H5Tget_size(type);
+    if (size == 0 || size > ATTR_STR_MAX) return NULL;
     char *copy = calloc(size + 1, 1);
     if (copy && H5Aread(attr, type, copy) < 0) {
         free(copy);
@@ -259,7 +264,9 @@ int h5_attr_read_str(hid_t obj, const char *name, char **out, char *why, size_t 
     hid_t type, attr = open_scalar_attr(obj, name, H5T_STRING, &type, why, whylen);
     if (attr < 0) return -1;
     *out = read_str_value(attr, type);
-    if (!*out) snprintf(why, whylen, "unreadable");
+    if (!*out)
+        snprintf(why, whylen, H5Tis_variable_str(type) <= 0 && H5Tget_size(type) > ATTR_STR_MAX
+                                  ? "a string longer than 64 MiB" : "unreadable");
     H5Tclose(type);
     H5Aclose(attr);
     return *out ? 0 : -1;
@@ -276,10 +283,19 @@ char *ds_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     while (buf) {
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n < cap - 1) break;
-        char *bigger = realloc(buf, cap * 2);
+        /* bounded as it grows (the path may name a device or a pipe that never ends): the
+         * last buffer holds DS_READ_FILE_MAX bytes, the NUL, and one byte to see more */
+        if (n > DS_READ_FILE_MAX) {
+            free(buf);
+            fclose(f);
+            ds_fail(err, errlen, "%s: larger than %zu bytes: expected a small file", path, (size_t)DS_READ_FILE_MAX);
+            return NULL;
+        }
+        size_t next = cap * 2 < DS_READ_FILE_MAX + 2 ? cap * 2 : DS_READ_FILE_MAX + 2;
+        char *bigger = realloc(buf, next);
         if (!bigger) free(buf);
         buf = bigger;
-        cap *= 2;
+        cap = next;
     }
     int bad = !buf || ferror(f);
     fclose(f);

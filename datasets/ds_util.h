@@ -58,8 +58,8 @@ int h5_attr_write_str(hid_t obj, const char *name, const char *value);
 int h5_attr_write_i64(hid_t obj, const char *name, int64_t value);
 
 /* Read scalar attributes written by us or by h5py (any integer type; fixed- or
- * variable-length strings). *out of the string reader is malloc'd and NUL-terminated; the
- * caller frees it. Return 0, or -1 with a short reason ("missing", "not an integer", ...)
+ * variable-length strings; a fixed-length one of at most 64 MiB). *out of the string reader
+ * is malloc'd and NUL-terminated; the caller frees it. Return 0, or -1 with a short reason ("missing", "not an integer", ...)
  * in why. */
 int h5_attr_read_i64(hid_t obj, const char *name, int64_t *out, char *why, size_t whylen);
 int h5_attr_read_str(hid_t obj, const char *name, char **out, char *why, size_t whylen);
@@ -81,7 +81,9 @@ int ds_tmp_guard_begin(const char *tmp, char *err, size_t errlen);
 void ds_tmp_guard_end(void);
 
 /* The whole of a (small) file, NUL-terminated, malloc'd; NULL and "PATH: cannot open|read:
- * <why>" in err. */
+ * <why>" in err, or "PATH: larger than ..." past DS_READ_FILE_MAX bytes (the tokenizer files
+ * read this way are stored in token files, whose readers take at most as much). */
+#define DS_READ_FILE_MAX ((size_t)1 << 30)
 char *ds_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 #endif

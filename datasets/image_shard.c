@@ -14,7 +14,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
-#include "h5_chunk_size.h"
+#include "h5_check.h"
 #include "rng.h"
 
 struct image_shard {
@@ -71,28 +71,38 @@ static hid_t open_u8(const opener *o, hid_t file, const char *dpath, const char 
     *rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
     if (*rank >= 0 && *rank <= 4) H5Sget_simple_extent_dims(space, dims, NULL);
     if (space >= 0) H5Sclose(space);
-    if (check_uint8(o, dset, dpath) != 0 || h5_check_chunk_sizes(dset, o->path, dpath, o->err, o->errlen) != 0) {
+    if (check_uint8(o, dset, dpath) != 0) {
         H5Dclose(dset);
         return H5I_INVALID_HID;
     }
     return dset;
 }
 
+/* Limits on what a split may declare, checked before anything is allocated: an image of
+ * more than 64 MiB, or more than 2^31 - 1 examples (callers count them in int), is not an
+ * MNIST-like dataset but a corrupt or hostile header. */
+#define MAX_EXAMPLE_BYTES ((uint64_t)1 << 26)
+#define MAX_EXAMPLES INT_MAX
+
 static int set_shape(image_shard *s, const opener *o, const char *dpath, int rank, const hsize_t *dims) {
     if (rank != 3 && rank != 4)
         return ds_fail(o->err, o->errlen, "%s: %s: expected rank 3 or 4 (N x H x W [x C]), got rank %d", o->path,
                        dpath, rank);
     hsize_t c = rank == 4 ? dims[3] : 1;
-    if (dims[1] < 1 || dims[1] > INT_MAX || dims[2] < 1 || dims[2] > INT_MAX || c < 1 || c > INT_MAX ||
-        dims[0] > LONG_MAX)
-        return ds_fail(o->err, o->errlen, "%s: %s: shape %llu x %llu x %llu x %llu: expected H, W, C >= 1",
-                       o->path, dpath, (unsigned long long)dims[0], (unsigned long long)dims[1],
-                       (unsigned long long)dims[2], (unsigned long long)c);
+    uint64_t bytes = 0;
+    int fits = ds_mul_u64(dims[1], dims[2], &bytes) == 0 && ds_mul_u64(bytes, c, &bytes) == 0;
+    if (dims[1] < 1 || dims[2] < 1 || c < 1 || !fits || bytes > MAX_EXAMPLE_BYTES)
+        return ds_fail(o->err, o->errlen, "%s: %s: images of %llu x %llu x %llu: expected H, W, C >= 1 and at most "
+                       "%llu bytes per image", o->path, dpath, (unsigned long long)dims[1],
+                       (unsigned long long)dims[2], (unsigned long long)c, (unsigned long long)MAX_EXAMPLE_BYTES);
+    if (dims[0] > MAX_EXAMPLES)
+        return ds_fail(o->err, o->errlen, "%s: %s: %llu images: expected at most %d", o->path, dpath,
+                       (unsigned long long)dims[0], MAX_EXAMPLES);
     s->total = (long)dims[0];
     s->height = (int)dims[1];
     s->width = (int)dims[2];
     s->channels = (int)c;
-    s->example_bytes = (size_t)s->height * (size_t)s->width * (size_t)s->channels;
+    s->example_bytes = (size_t)bytes;
     return 0;
 }
 
@@ -127,15 +137,19 @@ static int read_rows(const image_shard *s, const opener *o, hid_t dset, const ch
     return 0;
 }
 
-static int alloc_shard(image_shard *s, const opener *o) {
-    /* the shard is read whole: one larger than the machine's memory could only fail later,
-     * or fill it with zeros from chunks never written (tests/fuzz/regressions/image_shard) */
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    size_t limit = pages > 0 && page > 0 && (size_t)pages <= SIZE_MAX / (size_t)page ? (size_t)pages * (size_t)page
-                                                                                      : SIZE_MAX;
-    if (s->size > 0 && s->example_bytes > limit / (size_t)s->size)
-        return ds_fail(o->err, o->errlen, "%s: a shard of %ld examples of %zu bytes: more than this machine's memory",
-                       o->path, s->size, s->example_bytes);
+/* The shard's memory is planned against the machine's before it is claimed: a header that
+ * declares billions of images must fail here, by name, not in malloc or the OOM killer. */
+static int check_memory(const image_shard *s, const opener *o, const char *dpath) {
+    uint64_t per = (uint64_t)s->example_bytes + 1 + sizeof *s->order, need;
+    if (ds_mul_u64((uint64_t)s->size, per, &need) != 0 || need > ds_memory_limit() || need > SIZE_MAX)
+        return ds_fail(o->err, o->errlen, "%s: %s: %ld images of %d x %d x %d need %.3g bytes on this rank: expected "
+                       "at most this machine's memory (%.3g bytes)", o->path, dpath, s->size, s->height, s->width,
+                       s->channels, (double)s->size * (double)per, (double)ds_memory_limit());
+    return 0;
+}
+
+static int alloc_shard(image_shard *s, const opener *o, const char *dpath) {
+    if (check_memory(s, o, dpath) != 0) return -1;
     size_t n = (size_t)s->size;
     s->images = malloc(n * s->example_bytes + 1);
     s->labels = malloc(n + 1);
@@ -146,39 +160,41 @@ static int alloc_shard(image_shard *s, const opener *o) {
     return 0;
 }
 
-static int load_images(image_shard *s, const opener *o, hid_t file, const char *split, int world) {
-    char dpath[512];
-    snprintf(dpath, sizeof dpath, "/%s/images", split);
-    int rank;
-    hsize_t dims[4];
-    hid_t dset = open_u8(o, file, dpath, "an N x H x W [x C] uint8 dataset", &rank, dims);
-    if (dset < 0) return -1;
-    int rc = set_shape(s, o, dpath, rank, dims);
+static int check_labels_shape(const image_shard *s, const opener *o, const char *dpath, int rank,
+                              const hsize_t *dims) {
+    if (rank != 1)
+        return ds_fail(o->err, o->errlen, "%s: %s: expected rank 1 (N), got rank %d", o->path, dpath, rank);
+    if (dims[0] != (hsize_t)s->total)
+        return ds_fail(o->err, o->errlen, "%s: %s: holds %llu labels: expected %ld, one per image", o->path, dpath,
+                       (unsigned long long)dims[0], s->total);
+    return 0;
+}
+
+/* Everything the file declares is checked (types, shapes, limits, that all of the data was
+ * written) before the shard is allocated and read. */
+static int load_split(image_shard *s, const opener *o, hid_t file, const char *split, int world) {
+    char ipath[512], lpath[512];
+    snprintf(ipath, sizeof ipath, "/%s/images", split);
+    snprintf(lpath, sizeof lpath, "/%s/labels", split);
+    int irank = 0, lrank = 0;
+    hsize_t idims[4] = {0}, ldims[4] = {0};
+    hid_t img = open_u8(o, file, ipath, "an N x H x W [x C] uint8 dataset", &irank, idims);
+    hid_t lab = img >= 0 ? open_u8(o, file, lpath, "an N uint8 dataset", &lrank, ldims) : H5I_INVALID_HID;
+    int rc = img >= 0 && lab >= 0 ? 0 : -1;
+    if (rc == 0) rc = set_shape(s, o, ipath, irank, idims);
+    if (rc == 0) rc = check_labels_shape(s, o, lpath, lrank, ldims);
     if (rc == 0) {
         s->begin = shard_begin(s->rank, world, s->total);
         s->size = shard_begin(s->rank + 1, world, s->total) - s->begin;
-        rc = alloc_shard(s, o);
+        rc = check_memory(s, o, ipath);
     }
-    if (rc == 0) rc = read_rows(s, o, dset, dpath, rank, dims, s->images);
-    H5Dclose(dset);
-    return rc;
-}
-
-static int load_labels(image_shard *s, const opener *o, hid_t file, const char *split) {
-    char dpath[512];
-    snprintf(dpath, sizeof dpath, "/%s/labels", split);
-    int rank;
-    hsize_t dims[4];
-    hid_t dset = open_u8(o, file, dpath, "an N uint8 dataset", &rank, dims);
-    if (dset < 0) return -1;
-    int rc = 0;
-    if (rank != 1)
-        rc = ds_fail(o->err, o->errlen, "%s: %s: expected rank 1 (N), got rank %d", o->path, dpath, rank);
-    else if (dims[0] != (hsize_t)s->total)
-        rc = ds_fail(o->err, o->errlen, "%s: %s: holds %llu labels: expected %ld, one per image", o->path, dpath,
-                     (unsigned long long)dims[0], s->total);
-    if (rc == 0) rc = read_rows(s, o, dset, dpath, 1, dims, s->labels);
-    H5Dclose(dset);
+    if (rc == 0) rc = h5_check_storage(img, o->path, ipath, o->err, o->errlen);
+    if (rc == 0) rc = h5_check_storage(lab, o->path, lpath, o->err, o->errlen);
+    if (rc == 0) rc = alloc_shard(s, o, ipath);
+    if (rc == 0) rc = read_rows(s, o, img, ipath, irank, idims, s->images);
+    if (rc == 0) rc = read_rows(s, o, lab, lpath, 1, ldims, s->labels);
+    if (lab >= 0) H5Dclose(lab);
+    if (img >= 0) H5Dclose(img);
     return rc;
 }
 
@@ -190,8 +206,7 @@ static int load(image_shard *s, const opener *o, const char *split, int world) {
         h5_last_error(why, sizeof why);
         return ds_fail(o->err, o->errlen, "%s: cannot open as HDF5: %s", o->path, why);
     }
-    int rc = load_images(s, o, file, split, world);
-    if (rc == 0) rc = load_labels(s, o, file, split);
+    int rc = load_split(s, o, file, split, world);
     H5Fclose(file);
     return rc;
 }
@@ -227,6 +242,14 @@ void image_shard_close(image_shard *s) {
     free(s->order);
     free(s->index);
     free(s);
+}
+
+int image_shard_check_like(const image_shard *s, const image_shard *ref, const char *path, const char *split,
+                           const char *ref_split, char *err, size_t errlen) {
+    if (s->height == ref->height && s->width == ref->width && s->channels == ref->channels) return 0;
+    return ds_fail(err, errlen, "%s: /%s/images: images of %d x %d x %d: expected %d x %d x %d, the shape of "
+                   "/%s/images", path, split, s->height, s->width, s->channels, ref->height, ref->width,
+                   ref->channels, ref_split);
 }
 
 long image_shard_size(const image_shard *s) { return s->size; }
@@ -351,7 +374,9 @@ image_shard *image_shard_open_subset(const char *path, const char *split, int ra
     s->size = n;
     s->begin = 0;
     opener o = {path, err, errlen};
-    int rc = alloc_shard(s, &o);
+    char dpath[512];
+    snprintf(dpath, sizeof dpath, "/%s/images", split);
+    int rc = alloc_shard(s, &o, dpath);
     s->index = malloc(((size_t)n + 1) * sizeof *s->index);
     if (rc == 0 && !s->index) rc = ds_fail(err, errlen, "%s: out of memory", path);
     if (rc == 0) memcpy(s->index, idx, (size_t)n * sizeof *idx);
@@ -359,8 +384,6 @@ image_shard *image_shard_open_subset(const char *path, const char *split, int ra
         h5_quiet q;
         h5_quiet_begin(&q);
         hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        char dpath[512];
-        snprintf(dpath, sizeof dpath, "/%s/images", split);
         rc = file < 0 ? ds_fail(err, errlen, "%s: cannot open as HDF5", path)
                       : read_subset(&o, file, dpath, idx, n, s->images);
         snprintf(dpath, sizeof dpath, "/%s/labels", split);

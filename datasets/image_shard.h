@@ -12,7 +12,10 @@
 typedef struct image_shard image_shard;
 
 /* Opens FILE's /SPLIT/images (N x H x W x C uint8) and /SPLIT/labels (N uint8) read-only
- * and loads this rank's shard. NULL and a one-line message in err on failure; a chunk that
+ * and loads this rank's shard. Before allocating it checks the types, ranks and shapes
+ * (one label per image, at most 64 MiB per image and 2^31 - 1 images, the rank's shard
+ * within the machine's memory) and that all of both datasets was written and lies in this
+ * file (h5_check.h). NULL and a one-line message in err on failure; a chunk that
  * fails its Fletcher32 checksum (prepare mnist writes one per chunk; files without the
  * filter are not checked) reads "FILE: /SPLIT/images: checksum mismatch (file corrupted)
  * in examples A..B". */
@@ -33,6 +36,13 @@ long image_shard_total(const image_shard *s);  /* examples in the whole split */
 int image_shard_height(const image_shard *s);
 int image_shard_width(const image_shard *s);
 int image_shard_channels(const image_shard *s);
+
+/* 0 if s's images have ref's shape (H x W x C); else -1 and one line in err, e.g.
+ * "F: /test/images: images of 32 x 32 x 1: expected 28 x 28 x 1, the shape of /train/images".
+ * Jobs size their buffers and model from the train split, so a test split shaped otherwise
+ * would overflow them in evaluation: they check once, when they open the data. */
+int image_shard_check_like(const image_shard *s, const image_shard *ref, const char *path, const char *split,
+                           const char *ref_split, char *err, size_t errlen);
 
 /* The shard-local shard_begin(r, world, total) partition, exposed for tests and resume. */
 long shard_begin(int rank, int world, long total);

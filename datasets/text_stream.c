@@ -39,9 +39,17 @@ static int add_file(text_stream *s, const char *path, char *err, size_t errlen) 
 
 static int skip_entry(const struct dirent *e) { return e->d_name[0] != '.'; }
 
-static int add_path(text_stream *s, const char *path, char *err, size_t errlen);
+/* The directories being listed, innermost first: a symbolic link back to one of them would
+ * list it again, endlessly (two such links make the walk exponential, not merely long). */
+typedef struct dir_chain {
+    dev_t dev;
+    ino_t ino;
+    const struct dir_chain *up;
+} dir_chain;
 
-static int add_dir(text_stream *s, const char *dir, char *err, size_t errlen) {
+static int add_path(text_stream *s, const char *path, const dir_chain *up, char *err, size_t errlen);
+
+static int add_dir(text_stream *s, const char *dir, const dir_chain *here, char *err, size_t errlen) {
     struct dirent **list;
     int n = scandir(dir, &list, skip_entry, alphasort), rc = 0;
     if (n < 0) return ds_fail(err, errlen, "%s: cannot list: %s", dir, strerror(errno));
@@ -51,7 +59,7 @@ static int add_dir(text_stream *s, const char *dir, char *err, size_t errlen) {
         if (!rc && !p) rc = ds_fail(err, errlen, "%s: out of memory", dir);
         if (p) {
             snprintf(p, len, "%s/%s", dir, list[i]->d_name);
-            rc = add_path(s, p, err, errlen);
+            rc = add_path(s, p, here, err, errlen);
         }
         free(p);
         free(list[i]);
@@ -60,16 +68,25 @@ static int add_dir(text_stream *s, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
-static int add_path(text_stream *s, const char *path, char *err, size_t errlen) {
-    if (strcmp(path, "-") == 0) return add_file(s, path, err, errlen);
+/* up: the directories above path (NULL for a path given by the user). Inside a directory
+ * only regular files are taken: a FIFO or a device there (/dev/zero, /dev/urandom through
+ * a link) would never end; named on the command line (-, /dev/stdin, a pipe) they are
+ * meant. */
+static int add_path(text_stream *s, const char *path, const dir_chain *up, char *err, size_t errlen) {
+    if (strcmp(path, "-") == 0 && !up) return add_file(s, path, err, errlen);
     struct stat st;
     if (stat(path, &st) != 0) return ds_fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
-        int before = s->nfiles, rc = add_dir(s, path, err, errlen);
+        for (const dir_chain *d = up; d; d = d->up)
+            if (d->dev == st.st_dev && d->ino == st.st_ino)
+                return ds_fail(err, errlen, "%s: a link back to a directory that contains it: expected a tree of "
+                               "text files", path);
+        dir_chain here = {st.st_dev, st.st_ino, up};
+        int before = s->nfiles, rc = add_dir(s, path, &here, err, errlen);
         if (rc == 0 && s->nfiles == before) rc = ds_fail(err, errlen, "%s: holds no files: expected text files", path);
         return rc;
     }
-    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return 0;
+    if (up ? !S_ISREG(st.st_mode) : !S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode)) return 0;
     s->total += S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     return add_file(s, path, err, errlen);
 }
@@ -84,7 +101,7 @@ text_stream *text_stream_open(const char *const *paths, int npaths, int checks, 
     }
     s->checks = checks;
     int rc = npaths > 0 ? 0 : ds_fail(err, errlen, "no input: expected --in FILE|DIR|-");
-    for (int i = 0; rc == 0 && i < npaths; i++) rc = add_path(s, paths[i], err, errlen);
+    for (int i = 0; rc == 0 && i < npaths; i++) rc = add_path(s, paths[i], NULL, err, errlen);
     if (rc != 0) {
         text_stream_close(s);
         return NULL;

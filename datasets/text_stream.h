@@ -2,8 +2,9 @@
  * bounded chunks, each cut where GPT-2's pre-tokenizer would split anyway, so that
  * encoding chunk by chunk gives the ids of encoding each file whole (private to datasets/).
  *
- * A directory contributes its regular files, recursively, in name order (hidden files
- * skipped); "-" is standard input. Files are never joined: each chunk comes from one file.
+ * A directory contributes its regular files, recursively, in name order (hidden files,
+ * FIFOs and devices skipped; a link back to an enclosing directory is an error); "-" is
+ * standard input. Files are never joined: each chunk comes from one file.
  * Memory: one buffer of TEXT_CHUNK_BYTES (plus the carried-over tail of the last cut). A
  * stretch of TEXT_CHUNK_BYTES with no cut point (no ASCII whitespace after a non-space) is
  * cut at a character boundary instead: the only place where chunking can change the ids. */

@@ -1,13 +1,14 @@
 /* token_meta.c: see token_meta.h. */
 #include "token_meta.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "ds_util.h"
-#include "h5_chunk_size.h"
+#include "h5_check.h"
 
 /* ---- writing -------------------------------------------------------------------------- */
 
@@ -38,30 +39,50 @@ int token_meta_write(hid_t file, const char *format, const char *source, const t
 
 /* ---- reading the BPE tokenizer ------------------------------------------------------- */
 
-static char *read_blob(hid_t file, const char *dpath, const char *path, size_t *len, char *err, size_t errlen) {
+/* GPT-2's vocab.json is 1 MB; a vocabulary of BPE_MAX_VOCAB tokens stays well below this. */
+#define BLOB_MAX_BYTES ((hssize_t)1 << 30)
+
+/* The dataset at dpath must be a 1-D array of bytes, all of it written, at most
+ * BLOB_MAX_BYTES long; its length goes to *n. */
+static hid_t open_blob(hid_t file, const char *dpath, const char *path, hssize_t *n, char *err, size_t errlen) {
     if (!h5_path_exists(file, dpath)) {
         ds_fail(err, errlen, "%s: %s: not found: expected the BPE tokenizer's file (a uint8 array)", path, dpath);
-        return NULL;
+        return H5I_INVALID_HID;
     }
     hid_t dset = H5Dopen2(file, dpath, H5P_DEFAULT);
-    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (n >= 0 && h5_check_chunk_sizes(dset, path, dpath, err, errlen) != 0) {
-        H5Sclose(space);
-        H5Dclose(dset);
-        return NULL;
-    }
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    int ok = buf && (n == 0 || H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID, type = dset >= 0 ? H5Dget_type(dset) : -1;
+    int ndims = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    *n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    int ok = ndims == 1 && type >= 0 && H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 1;
+    char got[32] = "unreadable";
+    if (type >= 0) h5_type_name(type, got, sizeof got);
     if (space >= 0) H5Sclose(space);
-    if (dset >= 0) H5Dclose(dset);
+    if (type >= 0) H5Tclose(type);
+    int rc = ok ? 0 : ds_fail(err, errlen, "%s: %s: %s of rank %d: expected a 1-D uint8 array (the BPE tokenizer's "
+                              "file)", path, dpath, got, ndims);
+    if (rc == 0 && (*n < 0 || *n > BLOB_MAX_BYTES))
+        rc = ds_fail(err, errlen, "%s: %s: %lld bytes: expected at most %lld", path, dpath, (long long)*n,
+                     (long long)BLOB_MAX_BYTES);
+    if (rc == 0) rc = h5_check_storage(dset, path, dpath, err, errlen);
+    if (rc != 0 && dset >= 0) H5Dclose(dset);
+    return rc == 0 ? dset : H5I_INVALID_HID;
+}
+
+static char *read_blob(hid_t file, const char *dpath, const char *path, size_t *len, char *err, size_t errlen) {
+    hssize_t n = 0;
+    hid_t dset = open_blob(file, dpath, path, &n, err, errlen);
+    if (dset < 0) return NULL;
+    char *buf = malloc((size_t)n + 1);
+    int ok = buf && (n == 0 || H5Dread(dset, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
     if (!ok) {
         char why[256];
         h5_last_error(why, sizeof why);
         ds_fail(err, errlen, "%s: %s: cannot read: %s", path, dpath, buf ? why : "out of memory");
         free(buf);
-        return NULL;
+        buf = NULL;
     }
+    H5Dclose(dset);
+    if (!buf) return NULL;
     buf[n] = '\0';
     *len = (size_t)n;
     return buf;
@@ -113,19 +134,29 @@ void token_index_free(token_index *ix) {
     ix->sizes = NULL;
 }
 
+#define MAX_SHARDS ((1 << 24) - 1)
+
 static int read_sizes(hid_t file, const char *path, token_index *ix, char *err, size_t errlen) {
     if (!h5_path_exists(file, "/shard_sizes"))
         return ds_fail(err, errlen, "%s: /shard_sizes: not found: expected the token count of each shard", path);
     hid_t dset = H5Dopen2(file, "/shard_sizes", H5P_DEFAULT);
-    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID;
+    hid_t space = dset >= 0 ? H5Dget_space(dset) : H5I_INVALID_HID, type = dset >= 0 ? H5Dget_type(dset) : -1;
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    ix->sizes = n > 0 && n < (1 << 24) ? malloc((size_t)n * sizeof *ix->sizes) : NULL;
-    int ok = ix->sizes && H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ix->sizes) >= 0;
+    int ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && n > 0 && n <= MAX_SHARDS;
     if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    int rc = ok ? 0 : ds_fail(err, errlen, "%s: /shard_sizes: expected 1 to %d integer token counts", path, MAX_SHARDS);
+    if (rc == 0) rc = h5_check_storage(dset, path, "/shard_sizes", err, errlen);
+    if (rc == 0 && !(ix->sizes = malloc((size_t)n * sizeof *ix->sizes)))
+        rc = ds_fail(err, errlen, "%s: out of memory", path);
+    if (rc == 0 && H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ix->sizes) < 0) {
+        char why[256];
+        h5_last_error(why, sizeof why);
+        rc = ds_fail(err, errlen, "%s: /shard_sizes: cannot read: %s", path, why);
+    }
     if (dset >= 0) H5Dclose(dset);
-    if (!ok) return ds_fail(err, errlen, "%s: /shard_sizes: expected 1 to 16777215 int64 token counts", path);
-    ix->nshards = (int)n;
-    return 0;
+    if (rc == 0) ix->nshards = (int)n;
+    return rc;
 }
 
 static int read_split(hid_t file, const char *path, const char *split, token_index *ix, char *err, size_t errlen) {
@@ -144,17 +175,18 @@ static int read_split(hid_t file, const char *path, const char *split, token_ind
 }
 
 static int check_index(const char *path, const char *split, token_index *ix, char *err, size_t errlen) {
+    /* the total fits a long (readers index tokens with it), so no sum below overflows */
     int64_t total = 0;
     for (int i = 0; i < ix->nshards; i++) {
-        if (ix->sizes[i] < 1)
-            return ds_fail(err, errlen, "%s: /shard_sizes[%d] = %lld: expected a positive count", path, i,
-                           (long long)ix->sizes[i]);
+        if (ix->sizes[i] < 1 || ix->sizes[i] > LONG_MAX - total)
+            return ds_fail(err, errlen, "%s: /shard_sizes[%d] = %lld: expected a positive count, with the total at "
+                           "most %ld", path, i, (long long)ix->sizes[i], LONG_MAX);
         total += ix->sizes[i];
     }
-    if (ix->first < 0 || ix->count < 1 || ix->first > total - ix->count)
-        return ds_fail(err, errlen, "%s: /%s: tokens [%lld, %lld): expected a non-empty range within the %lld "
-                       "tokens of the shards", path, split, (long long)ix->first,
-                       (long long)(ix->first + ix->count), (long long)total);
+    if (ix->first < 0 || ix->count < 1 || ix->first > total || ix->count > total - ix->first)
+        return ds_fail(err, errlen, "%s: /%s: %lld tokens from %lld: expected a non-empty range within the %lld "
+                       "tokens of the shards", path, split, (long long)ix->count, (long long)ix->first,
+                       (long long)total);
     return 0;
 }
 

@@ -15,7 +15,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
-#include "h5_chunk_size.h"
+#include "h5_check.h"
 #include "image_shard.h" /* shard_begin: the same balanced partition as the image shards */
 #include "token_meta.h"
 #include "tokens.h"
@@ -63,8 +63,11 @@ static int read_vocab(const opener *o, hid_t file, int *vocab) {
     if (h5_attr_read_i64(file, "vocab_size", &v, why, sizeof why) != 0)
         return ds_fail(o->err, o->errlen, "%s: attribute 'vocab_size' on /: %s: expected the vocabulary size "
                        "(a file from dtrain prepare text)", o->path, why);
-    if (v < 1 || v > INT_MAX)
-        return ds_fail(o->err, o->errlen, "%s: vocab_size %lld: expected 1 to %d", o->path, (long long)v, INT_MAX);
+    /* the gpt job allocates an embedding row per id: the bound is BPE_MAX_VOCAB, as for
+     * its vocab_size key and a directory's index */
+    if (v < 1 || v > BPE_MAX_VOCAB)
+        return ds_fail(o->err, o->errlen, "%s: attribute 'vocab_size' on /: %lld: expected 1 to %d", o->path,
+                       (long long)v, BPE_MAX_VOCAB);
     *vocab = (int)v;
     return 0;
 }
@@ -119,15 +122,16 @@ static int inspect(const opener *o, hid_t file, long *total, int *wide, size_t *
                        o->path, o->dpath);
     int rc = check_type(o, dset, wide);
     if (rc == 0) rc = check_shape(o, dset, total);
-    if (rc == 0) rc = h5_check_chunk_sizes(dset, o->path, o->dpath, o->err, o->errlen);
+    if (rc == 0) rc = h5_check_storage(dset, o->path, o->dpath, o->err, o->errlen);
     if (rc == 0) *chunk = chunk_bytes(dset, *wide);
     H5Dclose(dset);
     return rc;
 }
 
 static int open_cached(piece *p, const opener *o, size_t chunk, int wide, size_t cache_max) {
-    size_t range = (size_t)p->count * (wide ? 4 : 2);
-    /* the range plus the partial chunks at either end, since chunks straddle rank borders */
+    /* the range plus the partial chunks at either end, since chunks straddle rank borders;
+     * chunk is at most H5_CHECK_MAX_CHUNK_BYTES, and a range beyond cache_max needs no sum */
+    size_t range = (uint64_t)p->count < cache_max ? (size_t)p->count * (wide ? 4 : 2) : cache_max;
     size_t want = range + 2 * chunk, bytes = want < cache_max ? want : cache_max;
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     int ok = dapl >= 0 && (chunk == 0 || H5Pset_chunk_cache(dapl, CACHE_SLOTS, bytes, H5D_CHUNK_CACHE_W0_DEFAULT) >= 0);

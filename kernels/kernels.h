@@ -34,6 +34,65 @@ int kernels_get_threads(void);
 float *kernels_alloc(size_t nfloats);
 void kernels_free(float *p);
 
+/* ---- memory: the only ways in and out ------------------------------------------------ */
+
+/* With the CUDA backend, every pointer an op takes is device memory, which host code must
+ * never read or write (on a GPU it faults; the emulator makes it fault too): these calls are
+ * how data crosses. With the CPU backend they are memcpy and memset.
+ * kernels_to_device and kernels_to_host wait until the copy is done (the source may be
+ * reused, the destination read, as soon as they return); kernels_copy (within the backend's
+ * memory) and kernels_zero are ordered with the ops, like an op. */
+void kernels_to_device(void *dst, const void *src, size_t bytes);
+void kernels_to_host(void *dst, const void *src, size_t bytes);
+void kernels_copy(void *dst, const void *src, size_t bytes);
+void kernels_zero(void *dst, size_t bytes);
+/* Waits for every op enqueued so far and reports any error found on the device. */
+void kernels_synchronize(void);
+
+/* ---- moving averages ----------------------------------------------------------------- */
+
+/* ema[n] = decay * ema[n] + (1 - decay) * x[n]   (an EMA of the weights) */
+void ema_update(float *ema, const float *x, size_t n, float decay);
+
+/* ---- optimizer and gradient clipping over flat arenas ----------------------------------- */
+
+/* Types are declared once, whatever the number of times this file is included (the
+ * backends' headers include it again under their name prefixes: kernels/cuda/names.h). */
+#ifndef DTRAIN_KERNELS_TYPES
+#define DTRAIN_KERNELS_TYPES
+/* One named tensor of the flat parameter/gradient arenas: floats [offset, offset + numel),
+ * weight decay applied to it or not. Floats between tensors (alignment padding) are never
+ * touched. */
+typedef struct optim_span {
+    size_t offset, numel;
+    int decay;
+} optim_span;
+/* The tensor table the optimizer ops run over, kept in the backend's memory. */
+typedef struct optim_table optim_table;
+#endif
+
+/* The table of nspans tensors (copied: spans may be freed on return); free with
+ * optim_table_free. Allocates, so it comes after the device is chosen. */
+optim_table *optim_table_create(const optim_span *spans, int nspans);
+void optim_table_free(optim_table *t);
+
+/* Adam over every tensor of the table, elementwise:
+ *   g' = g + wd_l2 p;  m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2
+ *   p -= lr wd_decoupled p;  p -= (lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps)
+ * bc1 = 1 - b1^t and bc2 = 1 - b2^t come from the caller. decoupled != 0 is AdamW
+ * (wd_decoupled = wd, wd_l2 = 0), else Adam with an L2 penalty (wd_l2 = wd); wd applies only
+ * to the tensors with decay set. */
+void adam_step(const optim_table *t, float *params, const float *grads, float *m, float *v,
+               float lr, float beta1, float beta2, float eps, float wd, int decoupled, float bc1,
+               float bc2);
+/* SGD with momentum mu (0: plain): g' = g + wd p; buf = mu buf + g'; p -= lr (mu > 0 ? buf : g') */
+void sgd_step(const optim_table *t, float *params, const float *grads, float *buf, float lr,
+              float momentum, float wd);
+/* Global L2 norm of x[n] (the gradient arena), summed in double in a fixed order. If
+ * max_norm > 0 and the norm exceeds it, x is scaled by max_norm / (norm + 1e-6). Returns the
+ * norm before clipping (the host gets it: this waits for the backend). */
+double grad_clip_norm(float *x, size_t n, double max_norm);
+
 /* ---- linear ----------------------------------------------------------------------- */
 
 /* out[N,OC] = inp[N,C] . w[OC,C]^T + b[OC]      (b may be NULL) */

@@ -104,8 +104,9 @@ int main(int argc, char **argv) {
         if (t.rank == 0) printf("step %ld: rank-0 loss %.6f grad norm %.6f\n", k + 1, loss, t.grad_norm);
     }
     if (t.rank == 0) {
+        model_download(&t.model); /* the parameters may live on a GPU */
         FILE *f = fopen(dump, "wb");
-        if (!f || fwrite(t.model.params, sizeof(float), t.model.nfloats, f) != t.model.nfloats)
+        if (!f || fwrite(t.model.host, sizeof(float), t.model.nfloats, f) != t.model.nfloats)
             DIE("%s: cannot write", dump);
         fclose(f);
     }

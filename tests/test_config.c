@@ -65,6 +65,13 @@ Test(config, file_with_comments_and_errors_with_line) {
     char err[1024];
     cr_expect_eq(config_load_file(&c, path, err, sizeof err), -1);
     cr_expect(strstr(err, ":5:") && strstr(err, "'epochs'"), "%s", err);
+    /* a file with an error sets nothing, not even its good lines */
+    cr_expect_float_eq(config_float(&c, "lr"), 1e-3, 1e-12);
+    cr_expect_str_eq(config_str(&c, "model"), "lenet");
+    f = fopen(path, "w");
+    fprintf(f, "# a comment\n\nlr = 0.5   # trailing\nmodel=mlp\n");
+    fclose(f);
+    cr_assert_eq(config_load_file(&c, path, err, sizeof err), 0, "%s", err);
     cr_expect_float_eq(config_float(&c, "lr"), 0.5, 1e-12);
     cr_expect_str_eq(config_str(&c, "model"), "mlp");
     unlink(path);
@@ -134,7 +141,73 @@ Test(config, file_duplicate_key_and_byte_order_mark) {
     char err[1024];
     cr_expect_eq(config_load_file(&c, path, err, sizeof err), -1);
     cr_expect(strstr(err, ":4: key 'lr' is already set on line 1"), "%s", err);
+    f = fopen(path, "w");
+    fprintf(f, "\xEF\xBB\xBFlr = 0.5\nmodel = mlp\n");
+    fclose(f);
+    cr_assert_eq(config_load_file(&c, path, err, sizeof err), 0, "%s", err);
     cr_expect_float_eq(config_float(&c, "lr"), 0.5, 1e-12, "the BOM is not part of the first key");
     unlink(path);
+    config_free(&c);
+}
+
+/* writes len bytes to a fresh temporary file; returns its path (static) */
+static const char *temp_file(const char *bytes, size_t len) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/dtrain-config-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+/* A line longer than the parser's limit is an error, not two lines: its tail (here a
+ * comment's, which looks like a setting) must never be applied. */
+Test(config, long_line_is_an_error) {
+    size_t n = CONFIG_LINE_MAX + 100;
+    char *text = malloc(n + 64);
+    memset(text, '#', CONFIG_LINE_MAX);
+    size_t len = CONFIG_LINE_MAX + (size_t)sprintf(text + CONFIG_LINE_MAX, "epochs = 9\nlr = 0.5\n");
+    const char *path = temp_file(text, len);
+    config c = make();
+    char err[1024];
+    cr_expect_eq(config_load_file(&c, path, err, sizeof err), -1);
+    cr_expect(strstr(err, path) && strstr(err, ":1: a line of 4105 bytes, longer than the limit of 4095"), "%s", err);
+    cr_expect_eq(config_int(&c, "epochs"), 5);
+    cr_expect_float_eq(config_float(&c, "lr"), 1e-3, 1e-12, "nothing of the file is applied");
+    unlink(path);
+    /* a line of exactly the limit is fine */
+    memset(text, ' ', CONFIG_LINE_MAX);
+    memcpy(text, "lr = 0.25", 9);
+    text[CONFIG_LINE_MAX] = '\n';
+    path = temp_file(text, CONFIG_LINE_MAX + 1);
+    cr_expect_eq(config_load_file(&c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_float_eq(config_float(&c, "lr"), 0.25, 1e-12);
+    unlink(path);
+    free(text);
+    config_free(&c);
+}
+
+/* A NUL byte would end the line early as C strings do: "lr = 0.5\0" + anything. */
+Test(config, nul_byte_is_an_error) {
+    static const char text[] = "model = mlp\nlr = 0.5\0junk\nepochs = 7\n";
+    const char *path = temp_file(text, sizeof text - 1);
+    config c = make();
+    char err[1024];
+    cr_expect_eq(config_load_file(&c, path, err, sizeof err), -1);
+    cr_expect(strstr(err, path) && strstr(err, ":2: a NUL byte at column 9"), "%s", err);
+    cr_expect_str_eq(config_str(&c, "model"), "lenet", "nothing of the file is applied");
+    cr_expect_eq(config_int(&c, "epochs"), 5);
+    unlink(path);
+    config_free(&c);
+}
+
+Test(config, file_over_the_limit_or_unreadable) {
+    config c = make();
+    char err[1024];
+    cr_expect_eq(config_load_file(&c, "/dev/zero", err, sizeof err), -1);
+    cr_expect(strstr(err, "/dev/zero: more than 1048576 bytes"), "%s", err);
+    cr_expect_eq(config_load_file(&c, "/tmp", err, sizeof err), -1);
+    cr_expect(strstr(err, "/tmp: cannot read config file"), "%s", err);
     config_free(&c);
 }

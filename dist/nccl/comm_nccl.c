@@ -73,40 +73,10 @@ static void nccl_settle(comm_nccl *c, const char *call, ncclResult_t rc) {
 
 /* ---- placement ---------------------------------------------------------------------- */
 
-/* a non-negative integer from the environment, or -1 */
-static int env_index(const char *name) {
-    const char *s = getenv(name);
-    if (!s || !*s) return -1;
-    char *end;
-    long v = strtol(s, &end, 10);
-    return *end == '\0' && v >= 0 && v < 1 << 20 ? (int)v : -1;
-}
+/* comm_nccl_local_rank and comm_nccl_pick_device are in dist/gpu_place.c: pure logic, linked
+ * also where NCCL is not (the trainer picks the GPU of --device cuda with them). */
 
-int comm_nccl_local_rank(const comm *mpi) {
-    int r = env_index("OMPI_COMM_WORLD_LOCAL_RANK");
-    if (r < 0) r = env_index("SLURM_LOCALID");
-    return r >= 0 ? r : comm_local_rank(mpi);
-}
-
-int comm_nccl_pick_device(int device, int local_rank, int visible, char *why, size_t why_len) {
-    if (visible <= 0) {
-        snprintf(why, why_len, "no GPU is visible to this rank");
-        return -1;
-    }
-    if (device >= 0) {
-        if (device < visible) return device;
-        snprintf(why, why_len, "device %d was asked for, but only %d GPU(s) are visible", device,
-                 visible);
-        return -1;
-    }
-    if (visible == 1) return 0; /* one GPU per rank, bound by the launcher */
-    if (local_rank >= 0 && local_rank < visible) return local_rank;
-    snprintf(why, why_len,
-             "local rank %d, but only %d GPUs are visible on this node: start at most one rank "
-             "per GPU",
-             local_rank, visible);
-    return -1;
-}
+int comm_nccl_built(void) { return 1; }
 
 static double timeout_from_env(comm *mpi) {
     const char *s = getenv("DTRAIN_NCCL_TIMEOUT");

@@ -22,6 +22,12 @@
 
 typedef struct comm_nccl comm_nccl;
 
+/* 1 when this binary has NCCL (dtrain built with CUDA and NCCL found, or build/dtrain-emu's
+ * emulated NCCL), else 0: then comm_nccl_init ends the job with a one-line error, and device
+ * gradients go through the host and MPI instead. Every binary links one of the two: the
+ * communicator (comm_nccl.c) or comm_nccl_none.c, which is what `dtrain_dist` brings. */
+int comm_nccl_built(void);
+
 /* The rank's place on its node: OMPI_COMM_WORLD_LOCAL_RANK, else SLURM_LOCALID, else
  * the MPI communicator's own count (comm_local_rank). */
 int comm_nccl_local_rank(const comm *mpi);

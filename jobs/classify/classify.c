@@ -37,6 +37,7 @@ typedef struct classify {
     int cap;         /* examples per forward: the activations' capacity */
     int local_batch; /* examples per step on this rank */
     uint8_t *img_buf, *lab_buf;
+    float *logits_buf;      /* [cap,K] an eval chunk's logits, copied out for the argmax */
     uint8_t *shift_buf;     /* one image, for augment_shift */
     int augment_shift;      /* the key, read once */
     uint64_t augment_seed;  /* seed of the shifts' streams */
@@ -51,6 +52,7 @@ static void alloc_buffers(classify *c) {
     classifier_alloc(&c->net, c->cap);
     c->img_buf = xmalloc((size_t)c->cap * in);
     c->lab_buf = xmalloc((size_t)c->cap);
+    c->logits_buf = xmalloc((size_t)c->cap * NCLASSES * sizeof *c->logits_buf);
     c->shift_buf = xmalloc(in);
     c->idx_buf = xmalloc((size_t)c->cap * sizeof *c->idx_buf);
 }
@@ -63,6 +65,10 @@ static void *classify_create(trainer *t) {
     trainer_check(t, !c->train, EXIT_USAGE, "%s", err);
     c->test = image_shard_open(path, "test", t->rank, t->world, err, sizeof err);
     trainer_check(t, !c->test, EXIT_USAGE, "%s", err);
+    /* the model and the buffers are sized from the train split; evaluation copies test
+     * images into them */
+    trainer_check(t, image_shard_check_like(c->test, c->train, path, "test", "train", err, sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     trainer_check(t, image_labels_check(c->train, path, "train", NCLASSES, err, sizeof err) != 0 ||
                          image_labels_check(c->test, path, "test", NCLASSES, err, sizeof err) != 0,
                   EXIT_USAGE, "%s", err);
@@ -111,7 +117,7 @@ float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t 
 void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits) {
     classify *c = js;
     classifier_forward(&c->net, &t->model, images, n);
-    memcpy(logits, c->net.act[c->net.nlayers], (size_t)n * NCLASSES * sizeof(float));
+    classifier_to_host(&c->net, c->net.nlayers, n, logits);
 }
 
 int classify_features(void *js, trainer *t, const uint8_t *images, int n, float *feat) {
@@ -119,7 +125,7 @@ int classify_features(void *js, trainer *t, const uint8_t *images, int n, float 
     int width = classifier_feature_width(&c->net);
     if (!feat) return width;
     classifier_forward(&c->net, &t->model, images, n);
-    memcpy(feat, classifier_features(&c->net), (size_t)n * width * sizeof(float));
+    classifier_to_host(&c->net, c->net.nlayers - 1, n, feat);
     return width;
 }
 
@@ -183,7 +189,8 @@ static void classify_eval(void *js, trainer *t, metrics *out) {
         int k = (int)(n - pos < c->cap ? n - pos : c->cap);
         image_shard_get(c->test, pos, k, c->img_buf, c->lab_buf, NULL);
         classifier_forward(&c->net, &t->model, c->img_buf, k);
-        const float *logits = c->net.act[c->net.nlayers];
+        const float *logits = c->logits_buf;
+        classifier_to_host(&c->net, c->net.nlayers, k, c->logits_buf);
         loss_sum += (double)classifier_loss(&c->net, c->lab_buf, k) * k;
         for (int b = 0; b < k; b++)
             conf[c->lab_buf[b] * NCLASSES + argmax(logits + (size_t)b * NCLASSES, NCLASSES)]++;
@@ -241,6 +248,7 @@ static void classify_destroy(void *js) {
     classifier_free(&c->net);
     free(c->img_buf);
     free(c->lab_buf);
+    free(c->logits_buf);
     free(c->shift_buf);
     free(c->idx_buf);
     image_shard_close(c->train);

@@ -22,12 +22,13 @@ float classify_batch(void *js, trainer *t, const uint8_t *images, const uint8_t 
  * loaded batch; the equivalence test calls it too. */
 void classify_augment(void *js, uint8_t *images, const long *global_idx, int n, long epoch);
 
-/* Forward only: writes n x classes logits of the model for the given images. */
+/* Forward only: writes n x classes logits of the model for the given images (host buffers
+ * both; the logits are copied out of the backend's memory). */
 void classify_logits(void *js, trainer *t, const uint8_t *images, int n, float *logits);
 
 /* Forward only: the input of the last layer for n images (for LeNet, the 84 activations
  * after the last hidden ReLU: the features of the diffusion job's Fréchet distance), as
- * n x width floats; returns width. With feat NULL, only returns width. */
+ * n x width floats in a host buffer; returns width. With feat NULL, only returns width. */
 int classify_features(void *js, trainer *t, const uint8_t *images, int n, float *feat);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -118,9 +119,16 @@ void classifier_alloc(classifier *c, int cap) {
     acts_alloc(&c->mem, 1);
     c->dact[0] = NULL;
     for (int i = 1; i <= c->nlayers; i++) c->dact[i] = acts_grad(&c->mem, c->act[i]);
+    c->host_input = xmalloc((size_t)cap * c->C * c->H * c->W * sizeof *c->host_input);
+    c->host_targets = xmalloc((size_t)cap * sizeof *c->host_targets);
 }
 
-void classifier_free(classifier *c) { acts_free(&c->mem); }
+void classifier_free(classifier *c) {
+    acts_free(&c->mem);
+    free(c->host_input);
+    free(c->host_targets);
+    c->host_input = NULL, c->host_targets = NULL;
+}
 
 int classifier_feature_width(const classifier *c) { return (int)layer_in_size(&c->layers[c->nlayers - 1]); }
 
@@ -145,17 +153,19 @@ void classifier_init_params(const classifier *c, model *m, rng *r) {
 
 /* ---- forward and backward ----------------------------------------------------------- */
 
-/* uint8 NHWC → float NCHW, normalised with MNIST's mean and standard deviation */
+/* uint8 NHWC → float NCHW, normalised with MNIST's mean and standard deviation, on the host;
+ * then into act[0] in one copy */
 static void load_input(classifier *c, const uint8_t *images, int n) {
     const float mean = 0.1307f, inv_std = 1.0f / 0.3081f;
     const int HW = c->H * c->W, C = c->C;
-    float *x = c->act[0];
+    float *x = c->host_input;
     for (int b = 0; b < n; b++)
         for (int ch = 0; ch < C; ch++) {
             const uint8_t *src = images + (size_t)b * HW * C + ch;
             float *dst = x + ((size_t)b * C + ch) * HW;
             for (int p = 0; p < HW; p++) dst[p] = ((float)src[(size_t)p * C] / 255.0f - mean) * inv_std;
         }
+    kernels_to_device(c->act[0], x, (size_t)n * C * HW * sizeof *x);
 }
 
 void classifier_forward(classifier *c, const model *m, const uint8_t *images, int n) {
@@ -180,14 +190,15 @@ void classifier_forward(classifier *c, const model *m, const uint8_t *images, in
 }
 
 float classifier_loss(classifier *c, const uint8_t *labels, int n) {
-    for (int b = 0; b < n; b++) c->targets[b] = labels[b];
+    for (int b = 0; b < n; b++) c->host_targets[b] = labels[b];
+    kernels_to_device(c->targets, c->host_targets, (size_t)n * sizeof *c->targets);
     return softmax_xent_forward(c->probs, c->losses, c->act[c->nlayers], c->targets, n,
                                 CLASSIFY_CLASSES);
 }
 
 void classifier_backward(classifier *c, model *m, int n, float scale) {
     for (int i = 1; i <= c->nlayers; i++)
-        memset(c->dact[i], 0, (size_t)n * layer_out_size(&c->layers[i - 1]) * sizeof(float));
+        kernels_zero(c->dact[i], (size_t)n * layer_out_size(&c->layers[i - 1]) * sizeof(float));
     softmax_xent_backward(c->dact[c->nlayers], c->probs, c->targets, n, CLASSIFY_CLASSES, scale);
     for (int i = c->nlayers - 1; i >= 0; i--) {
         const layer *l = &c->layers[i];
@@ -210,5 +221,14 @@ void classifier_backward(classifier *c, model *m, int n, float scale) {
                             model_param(m, l->w), n, l->C, l->OC);
             break;
         }
+        /* layers declare their tensors in order, so this layer's and every later one's
+         * gradients are final */
+        if (l->kind == L_CONV || l->kind == L_LINEAR) model_grads_ready(m, l->w);
     }
+}
+
+void classifier_to_host(const classifier *c, int i, int n, float *out) {
+    if (i < 0 || i > c->nlayers) DIE("classifier_to_host: no activation %d", i);
+    size_t per = i == 0 ? layer_in_size(&c->layers[0]) : layer_out_size(&c->layers[i - 1]);
+    kernels_to_host(out, c->act[i], (size_t)n * per * sizeof *out);
 }

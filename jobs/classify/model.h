@@ -42,6 +42,10 @@ typedef struct classifier {
     float *probs;     /* [B,K] softmax of the logits act[nlayers] */
     float *losses;    /* [B] per-example cross-entropy */
     int32_t *targets; /* [B] labels */
+    /* Host staging of the inputs: the activations above are the backend's memory (a GPU's),
+     * which host code reaches only through kernels.h's memory calls. */
+    float *host_input;     /* [cap,C,H,W] the normalised images, copied into act[0] */
+    int32_t *host_targets; /* [cap] */
 } classifier;
 
 /* Declares the network's tensors in m (before model_alloc) for C x H x W input images.
@@ -55,18 +59,20 @@ void classifier_free(classifier *n);
 /* Glorot/Xavier uniform weights and zero biases for every conv and linear layer. */
 void classifier_init_params(const classifier *n, model *m, rng *r);
 
-/* Forward over B images (B x H x W x C uint8, NHWC): normalises them into act[0] and runs
- * every layer; the logits are act[nlayers] [B,K]. */
+/* Forward over B images (B x H x W x C uint8, NHWC, host memory): normalises them on the
+ * host, copies them into act[0] and runs every layer; the logits are act[nlayers] [B,K]. */
 void classifier_forward(classifier *n, const model *m, const uint8_t *images, int B);
-/* After a forward: the softmax cross-entropy against labels[B]; returns the mean loss. */
+/* After a forward: the softmax cross-entropy against labels[B] (host); returns the mean loss. */
 float classifier_loss(classifier *n, const uint8_t *labels, int B);
 /* After classifier_loss: accumulates into m's gradient arena the gradient of
- * scale * (sum of the B losses). */
+ * scale * (sum of the B losses), reporting each layer's with model_grads_ready. */
 void classifier_backward(classifier *n, model *m, int B, float scale);
+/* After a forward: the first B examples of act[i] copied to the host buffer out (the
+ * logits: i = nlayers, K per example; the features: i = nlayers - 1). */
+void classifier_to_host(const classifier *n, int i, int B, float *out);
 
-/* The input of the last layer (LeNet: the 84 activations after the last hidden ReLU) per
- * example, and their count. */
-static inline const float *classifier_features(const classifier *n) { return n->act[n->nlayers - 1]; }
+/* The features: the input of the last layer, act[nlayers - 1] (LeNet: the 84 activations
+ * after the last hidden ReLU); their count per example. */
 int classifier_feature_width(const classifier *n);
 
 #endif

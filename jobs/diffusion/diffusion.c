@@ -76,13 +76,16 @@ typedef struct diffusion {
     float *ema;
     image_shard *train, *test;
     /* host buffers of one micro-batch (n = local_batch, HW = H*W): the loss's inputs are
-     * drawn on the host, the U-Net's activations live in its own arena (model.h) */
+     * drawn and noised on the host, as on every backend, so a run draws the same numbers
+     * wherever it computes; the U-Net's activations live in its own arena (model.h) */
     uint8_t *img_buf, *lab_buf; /* [n,H,W] images, [n] labels as read */
     float *x0;                  /* [n,1,H,W] images in [-1, 1] */
     float *noise;               /* [n,1,H,W] eps, the regression target */
     float *xt;                  /* [n,1,H,W] the noised input */
-    float *dpred;               /* [n,1,H,W] d loss / d predicted eps */
     int32_t *steps, *labels;    /* [n] timesteps, labels after the drop to "no label" */
+    /* the backend's memory (kernels_alloc): where the loss runs */
+    float *noise_dev;           /* [n,1,H,W] the target, copied in */
+    float *dpred;               /* [n,1,H,W] d loss / d predicted eps */
 } diffusion;
 
 unet *diffusion_unet(void *js) { return &((diffusion *)js)->net; }
@@ -131,6 +134,11 @@ static void *diffusion_create(trainer *t) {
     diffusion *d = xcalloc(1, sizeof *d);
     d->train = open_split(t, "train");
     d->test = open_split(t, "test");
+    /* the U-Net and the buffers are sized from the train split; evaluation reads test images */
+    char err[1024];
+    trainer_check(t, image_shard_check_like(d->test, d->train, config_str(&t->cfg, "data"), "test", "train", err,
+                                            sizeof err) != 0,
+                  EXIT_USAGE, "%s", err);
     d->H = image_shard_height(d->train), d->W = image_shard_width(d->train);
     unet_config c = config_for(t, d->H, d->W);
     unet_build(&d->net, &t->model, &c);
@@ -145,7 +153,8 @@ static void *diffusion_create(trainer *t) {
     d->img_buf = xmalloc(px);
     d->lab_buf = xmalloc((size_t)n);
     d->x0 = xmalloc(px * sizeof(float)), d->noise = xmalloc(px * sizeof(float));
-    d->xt = xmalloc(px * sizeof(float)), d->dpred = xmalloc(px * sizeof(float));
+    d->xt = xmalloc(px * sizeof(float));
+    d->noise_dev = kernels_alloc(px), d->dpred = kernels_alloc(px);
     d->steps = xmalloc((size_t)n * sizeof *d->steps), d->labels = xmalloc((size_t)n * sizeof *d->labels);
     /* after the model's tensors are declared: the buffer is laid out like the parameters */
     d->ema = trainer_add_buffer(t, "ema");
@@ -188,9 +197,10 @@ float diffusion_batch(void *js, trainer *t, const uint8_t *images, const uint8_t
     for (size_t i = 0; i < px; i++) d->noise[i] = rng_normal(&t->rng);
     noisy_inputs(d, n);
     const float *pred = unet_forward(&d->net, &t->model, d->xt, d->steps, d->labels, n);
-    float loss = mse_forward(pred, d->noise, px);
-    memset(d->dpred, 0, px * sizeof *d->dpred);
-    mse_backward(d->dpred, pred, d->noise, px, 1.0f / (float)t->grad_accum);
+    kernels_to_device(d->noise_dev, d->noise, px * sizeof *d->noise);
+    float loss = mse_forward(pred, d->noise_dev, px);
+    kernels_zero(d->dpred, px * sizeof *d->dpred);
+    mse_backward(d->dpred, pred, d->noise_dev, px, 1.0f / (float)t->grad_accum);
     unet_backward(&d->net, &t->model, d->dpred, n);
     return loss;
 }
@@ -212,12 +222,12 @@ static void diffusion_after_step(void *js, trainer *t) {
     const float *p = t->model.params;
     size_t n = t->model.nfloats;
     if (t->step == 1) { /* the first step of a fresh run: the average starts at the weights */
-        memcpy(d->ema, p, n * sizeof *p);
+        kernels_copy(d->ema, p, n * sizeof *p);
         return;
     }
     double warm = (1.0 + (double)t->step) / (10.0 + (double)t->step);
     float decay = (float)fmin(config_float(&t->cfg, "ema_decay"), warm);
-    for (size_t i = 0; i < n; i++) d->ema[i] = decay * d->ema[i] + (1.0f - decay) * p[i];
+    ema_update(d->ema, p, n, decay);
 }
 
 /* ---- evaluation --------------------------------------------------------------------- */
@@ -248,7 +258,8 @@ static void diffusion_eval(void *js, trainer *t, metrics *out) {
         noisy_inputs(d, n);
         unet_reserve(&d->net, n, 0);
         const float *pred = unet_forward(&d->net, &t->model, d->xt, d->steps, d->labels, n);
-        for (int b = 0; b < n; b++) sums[0] += mse_forward(pred + b * HW, d->noise + b * HW, HW);
+        kernels_to_device(d->noise_dev, d->noise, (size_t)n * HW * sizeof *d->noise);
+        for (int b = 0; b < n; b++) sums[0] += mse_forward(pred + b * HW, d->noise_dev + b * HW, HW);
         sums[1] += n;
     }
     comm_allreduce_sum_f64(t->comm, sums, 2);
@@ -263,13 +274,13 @@ static void write_preview(diffusion *d, trainer *t, int per_label) {
     for (int i = 0; i < n; i++) labels[i] = i / per_label;
     uint8_t *imgs = xmalloc((size_t)n * d->H * d->W);
     float *saved = kernels_alloc(t->model.nfloats);
-    memcpy(saved, t->model.params, t->model.nfloats * sizeof *saved);
-    memcpy(t->model.params, d->ema, t->model.nfloats * sizeof *saved);
+    kernels_copy(saved, t->model.params, t->model.nfloats * sizeof *saved);
+    kernels_copy(t->model.params, d->ema, t->model.nfloats * sizeof *saved);
     gen_opts o = {config_float(&t->cfg, "preview_guidance"), (int)config_int(&t->cfg, "preview_steps"), 0};
     rng r;
     rng_seed(&r, (uint64_t)config_int(&t->cfg, "seed"), PREVIEW_STREAM);
     diffusion_generate(d, t, labels, n, &o, &r, imgs);
-    memcpy(t->model.params, saved, t->model.nfloats * sizeof *saved);
+    kernels_copy(t->model.params, saved, t->model.nfloats * sizeof *saved);
     kernels_free(saved);
     int gw, gh;
     uint8_t *grid = image_grid(imgs, n, d->H, d->W, per_label, 2, &gw, &gh);
@@ -302,7 +313,8 @@ static void diffusion_destroy(void *js) {
     image_shard_close(d->test);
     image_epoch_free(&d->order);
     free(d->img_buf), free(d->lab_buf);
-    free(d->x0), free(d->noise), free(d->xt), free(d->dpred);
+    free(d->x0), free(d->noise), free(d->xt);
+    kernels_free(d->noise_dev), kernels_free(d->dpred);
     free(d->steps), free(d->labels);
     free(d); /* d->ema belongs to the trainer */
 }

@@ -267,17 +267,22 @@ void unet_reserve(unet *u, int B, int with_grads) {
     acts_free(&u->mem);
     declare_acts(u, B);
     acts_alloc(&u->mem, with_grads);
+    free(u->sin_host);
+    u->sin_host = xmalloc((size_t)B * u->cfg.width[0] * sizeof *u->sin_host);
     u->cap = B;
 }
 
 void unet_free(unet *u) {
     acts_free(&u->mem);
+    free(u->sin_host);
+    u->sin_host = NULL;
     u->cap = 0;
 }
 
 /* ---- conditioning: timestep and label embedding ------------------------------------- */
 
-/* sin[B,D]: [sin(t f_k), cos(t f_k)] with f_k = 10000^(-k/(D/2)), k < D/2 (Ho et al.) */
+/* sin[B,D]: [sin(t f_k), cos(t f_k)] with f_k = 10000^(-k/(D/2)), k < D/2 (Ho et al.);
+ * computed on the host (in double, from the host's timesteps) into a host buffer */
 static void sinusoid(float *out, const int32_t *t, int B, int D) {
     int half = D / 2;
     for (int b = 0; b < B; b++)
@@ -288,33 +293,36 @@ static void sinusoid(float *out, const int32_t *t, int B, int D) {
         }
 }
 
-/* semb[B,E] = silu(fc2(silu(fc1(sinusoid(t)))) + label_emb[y]) */
-static void embed_forward(unet *u, const model *m, const int32_t *t, const int32_t *y, int B) {
+/* semb[B,E] = silu(fc2(silu(fc1(sinusoid(t)))) + label_emb[y]). The label lookup is GPT's
+ * embedding op read sideways: B "positions" of one sequence whose token ids are the labels,
+ * the table as the token embedding and temb as the position embedding, emb[b] =
+ * label_emb[y[b]] + temb[b]; its backward is the scatter into the table's gradient, in
+ * example order. */
+static void embed_forward(unet *u, const model *m, const int32_t *t, int B) {
     int E = u->emb_dim, D = u->cfg.width[0];
-    sinusoid(u->sin, t, B, D);
+    sinusoid(u->sin_host, t, B, D);
+    kernels_to_device(u->sin, u->sin_host, (size_t)B * D * sizeof *u->sin);
     linear_forward(u->t1, u->sin, model_param(m, u->t1_w), model_param(m, u->t1_b), B, D, E);
     silu_forward(u->t1a, u->t1, (size_t)B * E);
     linear_forward(u->temb, u->t1a, model_param(m, u->t2_w), model_param(m, u->t2_b), B, E, E);
-    const float *table = model_param(m, u->label_emb);
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < E; k++)
-            u->emb[(size_t)b * E + k] = u->temb[(size_t)b * E + k] + table[(size_t)y[b] * E + k];
+    embedding_forward(u->emb, u->ybuf, model_param(m, u->label_emb), u->temb, 1, B, E);
     silu_forward(u->semb, u->emb, (size_t)B * E);
 }
 
 static void embed_backward(unet *u, model *m, int B) {
     int E = u->emb_dim, D = u->cfg.width[0];
     silu_backward(G(u, u->emb), G(u, u->semb), u->emb, (size_t)B * E);
-    float *dtable = model_grad(m, u->label_emb);
     const float *demb = G(u, u->emb);
-    for (int b = 0; b < B; b++)
-        for (int k = 0; k < E; k++) dtable[(size_t)u->y[b] * E + k] += demb[(size_t)b * E + k];
+    embedding_backward(model_grad(m, u->label_emb), NULL, demb, u->ybuf, 1, B, E);
+    model_grads_ready(m, u->label_emb);
     /* temb enters emb unchanged: its gradient is demb */
     linear_backward(G(u, u->t1a), model_grad(m, u->t2_w), model_grad(m, u->t2_b), demb, u->t1a,
                     model_param(m, u->t2_w), B, E, E);
+    model_grads_ready(m, u->t2_w);
     silu_backward(G(u, u->t1), G(u, u->t1a), u->t1, (size_t)B * E);
     linear_backward(NULL, model_grad(m, u->t1_w), model_grad(m, u->t1_b), G(u, u->t1), u->sin,
                     model_param(m, u->t1_w), B, D, E);
+    model_grads_ready(m, u->t1_w); /* the first tensor: the whole arena */
 }
 
 /* ---- residual block ------------------------------------------------------------------ */
@@ -409,10 +417,9 @@ const float *unet_forward(unet *u, const model *m, const float *x, const int32_t
     const unet_config *k = &u->cfg;
     int L = k->levels, HW = k->H * k->W;
     if (B > u->cap) DIE("unet: batch of %d exceeds the reserved %d", B, u->cap);
-    memcpy(u->x, x, (size_t)B * HW * sizeof *x);
-    memcpy(u->ybuf, y, (size_t)B * sizeof *y);
-    u->y = u->ybuf;
-    embed_forward(u, m, t, y, B);
+    kernels_to_device(u->x, x, (size_t)B * HW * sizeof *x);
+    kernels_to_device(u->ybuf, y, (size_t)B * sizeof *y);
+    embed_forward(u, m, t, B);
     /* x [B,1,H,W] → h [B,w0,H,W] */
     conv2d_forward(u->h0, u->x, model_param(m, u->in_w), model_param(m, u->in_b), u->mem.scratch, B, 1, k->H,
                    k->W, k->width[0], 3, 1);
@@ -467,22 +474,33 @@ void unet_backward(unet *u, model *m, const float *dout, int B) {
     silu_backward(G(u, u->nout), G(u, u->aout), u->nout, (size_t)B * k->width[0] * HW);
     groupnorm_backward(G(u, h), model_grad(m, u->out_gn_w), model_grad(m, u->out_gn_b), G(u, u->nout), h,
                        model_param(m, u->out_gn_w), u->mean_out, u->rstd_out, B, k->width[0], HW, k->groups);
+    model_grads_ready(m, u->out_gn_w);
+    /* the blocks are declared in the order forward runs them (down, mid, up from the lowest
+     * level): backward finishes them in reverse, each block's tensors at once */
     for (int l = 0; l <= L - 2; l++) {
         int Hl = k->H >> l, Wl = k->W >> l;
-        for (int b = k->blocks - 1; b >= 0; b--) res_backward(u, m, &u->up[l][b], B);
+        for (int b = k->blocks - 1; b >= 0; b--) {
+            res_backward(u, m, &u->up[l][b], B);
+            model_grads_ready(m, u->up[l][b].gn1_w);
+        }
         concat_channels_backward(G(u, u->upx[l]), G(u, u->down[l][k->blocks - 1].out), G(u, u->cat[l]), B,
                                  k->width[l + 1], k->width[l], Hl * Wl);
         const float *below = l + 1 == L - 1 ? u->attn.out : u->up[l + 1][k->blocks - 1].out;
         upsample2x_backward(G(u, below), G(u, u->upx[l]), B * k->width[l + 1], Hl / 2, Wl / 2);
     }
     attn_backward(u, m, &u->attn, B);
+    model_grads_ready(m, u->attn.gn_w);
     for (int l = L - 1; l >= 0; l--) {
         if (l < L - 1)
             avgpool2x2_backward(G(u, u->down[l][k->blocks - 1].out), G(u, u->pool[l]), B * k->width[l],
                                 k->H >> l, k->W >> l);
-        for (int b = k->blocks - 1; b >= 0; b--) res_backward(u, m, &u->down[l][b], B);
+        for (int b = k->blocks - 1; b >= 0; b--) {
+            res_backward(u, m, &u->down[l][b], B);
+            model_grads_ready(m, u->down[l][b].gn1_w);
+        }
     }
     conv2d_backward(NULL, model_grad(m, u->in_w), model_grad(m, u->in_b), G(u, u->h0), u->x,
                     model_param(m, u->in_w), u->mem.scratch, B, 1, k->H, k->W, k->width[0], 3, 1);
+    model_grads_ready(m, u->in_w);
     embed_backward(u, m, B); /* last: every block has added its share to G(semb) */
 }

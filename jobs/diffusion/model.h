@@ -76,8 +76,9 @@ typedef struct unet {
     attnblock attn;
     /* activations for up to cap examples (w_l = width[l]) */
     int cap;
-    activations mem;        /* the arena behind every pointer here and in the blocks */
-    const int32_t *y;       /* labels of the last forward (for the embedding's backward) */
+    activations mem;        /* the arena behind every pointer here and in the blocks: the
+                             * backend's memory (a GPU's), never dereferenced by the host */
+    float *sin_host;        /* [cap,w_0] host staging of the timestep embedding */
     float *x;               /* [B,1,H,W] the input x_t */
     float *sin;             /* [B,w_0] sinusoidal embedding of t */
     float *t1, *t1a, *temb; /* [B,E] fc1(sin), silu(t1), fc2(t1a) */
@@ -89,7 +90,7 @@ typedef struct unet {
     float *nout, *aout;     /* [B,w_0,H,W] out.gn(h), silu(nout) */
     float *out;             /* [B,1,H,W] the predicted noise */
     float *mean_out, *rstd_out; /* [B,G] */
-    int32_t *ybuf;          /* [B] labels */
+    int32_t *ybuf;          /* [B] labels of the last forward (the embedding's backward) */
     /* the convolutions' and the attention's shared scratch: mem.scratch */
 } unet;
 
@@ -106,10 +107,12 @@ void unet_init_params(const unet *u, model *m, rng *r);
 void unet_reserve(unet *u, int B, int with_grads);
 void unet_free(unet *u);
 
-/* eps[B,1,H,W] = unet(x[B,1,H,W], t[B] in [0,T), y[B] in [0,10]); returns u->out */
+/* eps[B,1,H,W] = unet(x[B,1,H,W], t[B] in [0,T), y[B] in [0,10]); x, t and y are host
+ * arrays (copied in); returns u->out, the backend's memory (kernels_to_host to read it). */
 const float *unet_forward(unet *u, const model *m, const float *x, const int32_t *t,
                           const int32_t *y, int B);
-/* Accumulates parameter gradients into m->grads given dout = dL/d(u->out) [B,1,H,W]. */
+/* Accumulates parameter gradients into m->grads given dout = dL/d(u->out) [B,1,H,W] in the
+ * backend's memory; reports them with model_grads_ready block by block, last to first. */
 void unet_backward(unet *u, model *m, const float *dout, int B);
 
 #endif

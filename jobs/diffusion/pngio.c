@@ -1,10 +1,13 @@
 /* pngio.c: grayscale PNG writer through libpng, and the grid layout of samples. */
 #include "pngio.h"
 
+#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -33,19 +36,27 @@ static int write_rows(FILE *f, png_bytep *rows, int w, int h, char *err, size_t 
     return 0;
 }
 
+/* A write error (a full disk) shows up inside libpng (its fwrite), at the flush, or at the
+ * close; whichever comes first, the message names the file and the reason, and a partial
+ * file is removed rather than left looking like a picture. */
 int png_write_gray(const char *path, const uint8_t *pix, int w, int h, char *err, size_t errlen) {
     FILE *f = fopen(path, "wb");
     if (!f) {
-        snprintf(err, errlen, "%s: cannot create", path);
+        snprintf(err, errlen, "%s: cannot create: %s", path, strerror(errno));
         return -1;
     }
     png_bytep *rows = xmalloc((size_t)h * sizeof *rows);
     for (int y = 0; y < h; y++) rows[y] = (png_bytep)(pix + (size_t)y * w);
+    errno = 0;
     int rc = write_rows(f, rows, w, h, err, errlen);
     free(rows);
-    if (fclose(f) != 0 && rc == 0) {
-        snprintf(err, errlen, "%s: write failed", path);
-        rc = -1;
+    int e = errno;
+    if (rc == 0 && (fflush(f) != 0 || ferror(f))) rc = -1, e = errno;
+    if (fclose(f) != 0 && rc == 0) rc = -1, e = errno;
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, e ? strerror(e) : "libpng failed");
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) unlink(path);
     }
     return rc;
 }

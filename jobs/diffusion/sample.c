@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "kernels.h"
 #include "pngio.h"
 #include "util.h"
 
@@ -27,7 +29,7 @@ typedef struct guided {
     const int32_t *labels;
     int n, HW;
     double w;
-    float *x2, *eps_c;   /* [2n,HW] batch input, [n,HW] */
+    float *x2, *out;     /* [2n,HW] batch input, the U-Net's output copied to the host */
     int32_t *t2, *y2;    /* [2n] */
 } guided;
 
@@ -41,12 +43,15 @@ static void guided_eps(void *ctx, const float *x, int t, float *eps) {
         g->t2[b] = t;
         g->y2[b] = b < g->n ? g->labels[b] : UNET_NCLASSES;
     }
-    const float *out = unet_forward(g->net, g->m, g->x2, g->t2, g->y2, B);
+    const float *pred = unet_forward(g->net, g->m, g->x2, g->t2, g->y2, B);
     if (B == g->n) {
-        memcpy(eps, out, px * sizeof *eps);
+        kernels_to_host(eps, pred, px * sizeof *eps);
         return;
     }
-    float w = (float)g->w;
+    /* the guidance mix and the sampler's update run on the host, in double where ddpm.c
+     * says so: one copy of the 2n predictions per step */
+    float *out = g->out, w = (float)g->w;
+    kernels_to_host(out, pred, 2 * px * sizeof *out);
     for (size_t i = 0; i < px; i++) eps[i] = out[px + i] + w * (out[i] - out[px + i]);
 }
 
@@ -63,6 +68,7 @@ void diffusion_generate(void *js, trainer *t, const int32_t *labels, int n, cons
     unet_reserve(net, 2 * GEN_CHUNK, 0);
     guided g = {net, &t->model, NULL, 0, HW, o->guidance, NULL, NULL, NULL, NULL};
     g.x2 = xmalloc((size_t)2 * GEN_CHUNK * HW * sizeof *g.x2);
+    g.out = xmalloc((size_t)2 * GEN_CHUNK * HW * sizeof *g.out);
     g.t2 = xmalloc((size_t)2 * GEN_CHUNK * sizeof *g.t2), g.y2 = xmalloc((size_t)2 * GEN_CHUNK * sizeof *g.y2);
     float *x = xmalloc((size_t)GEN_CHUNK * HW * sizeof *x);
     for (int i = 0; i < n; i += GEN_CHUNK) {
@@ -74,7 +80,7 @@ void diffusion_generate(void *js, trainer *t, const int32_t *labels, int n, cons
         else ddim_sample(s, guided_eps, &g, x, px, o->steps, 1);
         for (size_t k = 0; k < px; k++) out[(size_t)i * HW + k] = to_pixel(x[k]);
     }
-    free(x), free(g.x2), free(g.t2), free(g.y2);
+    free(x), free(g.x2), free(g.out), free(g.t2), free(g.y2);
 }
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -202,7 +208,8 @@ static int write_h5(const char *path, const uint8_t *imgs, const int32_t *labels
     H5Sclose(sp);
     free(lab);
     if (H5Fclose(f) < 0 || st < 0) {
-        fprintf(stderr, "dtrain sample: %s: write failed\n", path);
+        fprintf(stderr, "dtrain sample: %s: write failed (a full disk?); the partial file is removed\n", path);
+        unlink(path);
         return EXIT_RUNTIME;
     }
     return 0;
@@ -228,10 +235,15 @@ static int sample_with(trainer *t, const dopts *o) {
         rc = EXIT_RUNTIME;
     }
     if (rc == 0 && o->out_h5) rc = write_h5(o->out_h5, imgs, labels, n, H, W);
-    if (rc == 0)
+    if (rc == 0) {
         printf("wrote %s (%d samples, %s %d steps, guidance %g, %s weights of step %ld) in %.1f s\n", o->out_png, n,
                o->gen.ddpm ? "DDPM" : "DDIM", o->gen.ddpm ? diffusion_schedule(t->js)->T : o->gen.steps,
                o->gen.guidance, o->ema ? "EMA" : "raw", t->step, dt);
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "dtrain sample: stdout: %s\n", strerror(errno));
+            rc = EXIT_RUNTIME;
+        }
+    }
     free(grid), free(imgs), free(labels);
     return rc;
 }

@@ -69,6 +69,7 @@ typedef struct gpt_run {
     int32_t *window;      /* [T+1] */
     int32_t *inputs;      /* [B,T] */
     int32_t *targets;     /* [B,T] */
+    float *losses;        /* [B,T] the per-token losses of an eval batch, copied out */
 } gpt_run;
 
 /* ---- set-up ------------------------------------------------------------------------- */
@@ -120,6 +121,7 @@ static void *gpt_create(trainer *t) {
     r->window = xmalloc(sizeof *r->window * (size_t)(r->T + 1));
     r->inputs = xmalloc(sizeof *r->inputs * (size_t)r->B * r->T);
     r->targets = xmalloc(sizeof *r->targets * (size_t)r->B * r->T);
+    r->losses = xmalloc(sizeof *r->losses * (size_t)r->B * r->T);
     return r;
 }
 
@@ -198,9 +200,11 @@ static void gpt_eval(void *js, trainer *t, metrics *out) {
         int n = (int)(hi - j < r->B ? hi - j : r->B);
         for (int b = 0; b < n; b++) read_window(r, t, r->val, "val", val_offset(r, j + b), b);
         gpt_forward(&r->g, &t->model, r->inputs, r->targets, n, r->T);
+        /* per token, as the sum in double needs them (the forward's mean is a float) */
+        kernels_to_host(r->losses, r->g.losses, sizeof *r->losses * (size_t)n * r->T);
         for (long i = 0; i < (long)n * r->T; i++) {
             const char *bytes;
-            sums[0] += r->g.losses[i];
+            sums[0] += r->losses[i];
             sums[2] += tokenizer_decode(r->tok, r->targets[i], &bytes);
         }
         sums[1] += (double)n * r->T;
@@ -226,6 +230,7 @@ static void gpt_destroy(void *js) {
     free(r->window);
     free(r->inputs);
     free(r->targets);
+    free(r->losses);
     free(r);
 }
 

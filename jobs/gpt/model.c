@@ -260,7 +260,7 @@ float gpt_forward(gpt *g, const model *m, const int32_t *tokens, const int32_t *
         if (tokens[n] < 0 || tokens[n] >= V)
             DIE("gpt_forward: tokens[%d] = %d outside the vocabulary [0, %d)", n, (int)tokens[n], V);
     g->B = B, g->T = T, g->has_targets = targets != NULL;
-    memcpy(g->tokens, tokens, (size_t)N * sizeof *tokens);
+    kernels_to_device(g->tokens, tokens, (size_t)N * sizeof *tokens);
     embedding_forward(g->x0, g->tokens, model_param(m, g->wte), model_param(m, g->wpe), B, T, C);
     for (int l = 0; l < c->n_layer; l++)
         block_forward(g, m, &g->blocks[l], &g->acts[l], stream_in(g, l));
@@ -273,7 +273,7 @@ float gpt_forward(gpt *g, const model *m, const int32_t *tokens, const int32_t *
                            model_param(m, g->wte), NULL, 1, C, V);
         return 0.0f;
     }
-    memcpy(g->targets, targets, (size_t)N * sizeof *targets);
+    kernels_to_device(g->targets, targets, (size_t)N * sizeof *targets);
     /* wte[Vp,C] row-major: its first V rows are the head's weight [V,C] */
     linear_forward(g->logits, g->lnf, model_param(m, g->wte), NULL, N, C, V);
     return softmax_xent_forward(g->probs, g->losses, g->logits, g->targets, N, V);
@@ -281,7 +281,7 @@ float gpt_forward(gpt *g, const model *m, const int32_t *tokens, const int32_t *
 
 /* ---- backward ----------------------------------------------------------------------- */
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof *p); }
+static void zero(float *p, size_t n) { kernels_zero(p, n * sizeof *p); }
 
 /* On entry g->dres holds d loss / d res_out of the block; on return d loss / d x, where x
  * is the stream that entered it (the same buffer: the skip paths pass it through). */
@@ -329,9 +329,13 @@ void gpt_backward(gpt *g, model *m, float scale) {
     layernorm_backward(g->dres, grad(m, g->lnf_w), grad(m, g->lnf_b), g->dln,
                        stream_in(g, c->n_layer), param(m, g->lnf_w), g->lnf_mean, g->lnf_rstd, N,
                        C);
-    for (int l = c->n_layer - 1; l >= 0; l--)
+    model_grads_ready(m, g->lnf_w); /* ln_f is declared last */
+    for (int l = c->n_layer - 1; l >= 0; l--) {
         block_backward(g, m, &g->blocks[l], &g->acts[l], stream_in(g, l));
+        model_grads_ready(m, g->blocks[l].ln1_w); /* block l and everything after it */
+    }
     embedding_backward(model_grad(m, g->wte), model_grad(m, g->wpe), g->dres, g->tokens, g->B,
                        g->T, C);
+    model_grads_ready(m, g->wte); /* the whole arena: wte also took the head's gradient */
     g->has_targets = 0; /* dlogits overwrote the logits: a second backward would be wrong */
 }

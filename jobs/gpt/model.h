@@ -64,7 +64,8 @@ typedef struct gpt {
     gpt_block *blocks;          /* [n_layer] */
 
     /* Activations, declared in mem by gpt_alloc_acts for up to cap_B sequences of cap_T
-     * tokens (N = cap_B * cap_T rows); a forward with fewer uses the leading rows. */
+     * tokens (N = cap_B * cap_T rows); a forward with fewer uses the leading rows. They are
+     * the backend's memory (a GPU's): the host reads them only through kernels_to_host. */
     int cap_B, cap_T;
     int B, T;             /* shape of the last forward */
     int has_targets;      /* the last forward computed the loss (backward allowed) */
@@ -104,7 +105,8 @@ void gpt_init_params(const gpt *g, model *m, rng *r);
 void gpt_alloc_acts(gpt *g, int B, int T);
 void gpt_free(gpt *g);
 
-/* Forward over tokens[B,T] (ids < V; B <= cap_B, T <= cap_T).
+/* Forward over tokens[B,T] (ids < V; B <= cap_B, T <= cap_T), host arrays that it copies
+ * into the activations (the only host-to-device traffic of a step).
  * With targets[B,T]: logits[B*T, V], probs and per-token losses; returns the mean loss.
  * With targets NULL (generation): only the last position of each sequence reaches the LM
  * head, logits[B, V]; returns 0. */
@@ -113,7 +115,8 @@ float gpt_forward(gpt *g, const model *m, const int32_t *tokens, const int32_t *
 
 /* After a forward with targets: accumulates into m's gradient arena the gradient of
  * scale * (sum of the B*T token losses). scale = 1/(B*T) gives the mean loss; the job
- * divides further by the number of micro-batches it accumulates. */
+ * divides further by the number of micro-batches it accumulates. Reports its progress with
+ * model_grads_ready: after ln_f, after each block (last to first), after the embeddings. */
 void gpt_backward(gpt *g, model *m, float scale);
 
 #endif

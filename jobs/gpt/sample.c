@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gpt.h"
+#include "kernels.h"
 #include "tokens.h"
 #include "trainer.h"
 #include "util.h"
@@ -163,24 +164,38 @@ static void print_token(const tokenizer *tok, int32_t id) {
 }
 
 /* Appends `count` sampled tokens to ctx[0..n), printing each as it comes. The model sees
- * the last block_size tokens. */
-static void generate(trainer *t, const tokenizer *tok, int32_t *ctx, long n, const sample_opts *o) {
+ * the last block_size tokens. Returns 0, or the errno of a failed write to stdout (a full
+ * disk, a closed pipe), which ends the generation: a sample cut short is no sample. */
+static int generate(trainer *t, const tokenizer *tok, int32_t *ctx, long n, const sample_opts *o) {
     gpt *g = gpt_of(t->js);
     int T = g->cfg.block_size;
     /* ids the tokenizer cannot print (vocab_size beyond the data's) are never drawn */
     int V = g->cfg.vocab_size < tokenizer_vocab_size(tok) ? g->cfg.vocab_size
                                                          : tokenizer_vocab_size(tok);
-    float *work = xmalloc(sizeof *work * (size_t)V);
+    float *work = xmalloc(sizeof *work * (size_t)V), *logits = xmalloc(sizeof *logits * (size_t)V);
     rng r;
     rng_seed(&r, (uint64_t)o->seed, SAMPLE_STREAM);
-    for (long i = 0; i < o->tokens; i++, n++) {
+    int e = 0;
+    for (long i = 0; i < o->tokens && !e; i++, n++) {
         long len = n < T ? n : T;
         gpt_forward(g, &t->model, ctx + n - len, NULL, 1, (int)len);
-        ctx[n] = gpt_sample_token(g->logits, V, (float)o->temperature, (int)o->top_k, work, &r);
+        /* the first V logits of the one sequence: the draw happens on the host */
+        kernels_to_host(logits, g->logits, sizeof *logits * (size_t)V);
+        ctx[n] = gpt_sample_token(logits, V, (float)o->temperature, (int)o->top_k, work, &r);
         print_token(tok, ctx[n]);
-        fflush(stdout);
+        if (fflush(stdout) != 0 || ferror(stdout)) e = errno ? errno : EIO;
     }
     free(work);
+    free(logits);
+    return e;
+}
+
+/* The sample's last bytes reached stdout's file; else one line saying why (exit 1). */
+static int stdout_ok(int e) {
+    if (!e && (fflush(stdout) != 0 || ferror(stdout))) e = errno ? errno : EIO;
+    if (!e) return EXIT_OK;
+    fprintf(stderr, "dtrain: stdout: cannot write: %s\n", strerror(e));
+    return EXIT_RUNTIME;
 }
 
 static int sample_with(trainer *t, const sample_opts *o) {
@@ -194,14 +209,17 @@ static int sample_with(trainer *t, const sample_opts *o) {
     long cap = (long)strlen(o->prompt) + 1 + o->tokens; /* ids <= UTF-8 bytes */
     int32_t *ctx = xmalloc(sizeof *ctx * (size_t)cap);
     long n = encode_prompt(tok, o->prompt, ctx, cap);
+    int rc = EXIT_USAGE;
     if (n > 0) {
+        errno = 0;
         fputs(o->prompt, stdout);
-        generate(t, tok, ctx, n, o);
-        fputc('\n', stdout);
+        int e = generate(t, tok, ctx, n, o);
+        if (!e) fputc('\n', stdout);
+        rc = stdout_ok(e);
     }
     free(ctx);
     tokenizer_free(tok);
-    return n > 0 ? EXIT_OK : EXIT_USAGE;
+    return rc;
 }
 
 int gpt_sample_main(int argc, char **argv) {
@@ -234,7 +252,9 @@ int gpt_eval_main(int argc, char **argv) {
             double val = 0, bpb = 0;
             metrics_get(&m, "val_loss", &val);
             metrics_get(&m, "val_bpb", &bpb);
+            errno = 0;
             printf("step %ld | val_loss %.4f | perplexity %.2f | %.4f bits per byte\n", t.step, val, exp(val), bpb);
+            rc = stdout_ok(0);
         }
         trainer_teardown(&t);
     }

@@ -82,6 +82,21 @@ float *kernels_alloc(size_t nfloats) {
 
 void kernels_free(float *p) { free(p); }
 
+/* host memory is the backend's memory: plain copies, nothing to wait for */
+void kernels_to_device(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+void kernels_to_host(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+void kernels_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memmove(dst, src, bytes);
+}
+void kernels_zero(void *dst, size_t bytes) {
+    if (bytes) memset(dst, 0, bytes);
+}
+void kernels_synchronize(void) {}
+
 /* ---- GEMM --------------------------------------------------------------------------- */
 
 /* DTRAIN_SGEMM=openblas sends every GEMM to OpenBLAS even where our AVX-512 kernel exists:

@@ -13,6 +13,16 @@
 #define DTRAIN_KERNELS_CPU_H
 
 #include <stddef.h>
+
+/* The CPU backend's ops carry a cpu_ prefix (names.h): the plain names are kernels/dispatch.c's.
+ * kernels.h is declared twice, plain and prefixed (whichever was included first), and the
+ * mapping stays on, so that the definitions below and in every kernels/cpu file are the
+ * cpu_ ones and are checked against the kernels.h prototypes. */
+#include "kernels.h"
+#undef DTRAIN_KERNELS_H
+#include "names.h"
+#include "kernels.h"
+
 #ifdef __AVX512F__
 #include <immintrin.h>
 

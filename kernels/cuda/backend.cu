@@ -35,15 +35,17 @@ void cu_check_launch(const char *kernel, const char *file, int line) {
     if (e != cudaSuccess) cu_die(kernel, file, line, cudaGetErrorString(e));
 }
 
-int cuda_kernels_available(void) {
+int cuda_kernels_device_count(void) {
     int n = 0;
     /* no driver gives 35 and leaves n alone; both an error and 0 devices mean no GPU */
     if (cudaGetDeviceCount(&n) != cudaSuccess) {
         (void)cudaGetLastError(); /* clear it, so later checks see their own errors */
         return 0;
     }
-    return n > 0;
+    return n > 0 ? n : 0;
 }
+
+int cuda_kernels_available(void) { return cuda_kernels_device_count() > 0; }
 
 static void apply_math_mode(void) {
     BLAS_CHECK(cublasSetMathMode(g.blas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
@@ -79,6 +81,21 @@ cublasHandle_t cu_blas(void) {
 }
 
 void cuda_kernels_set_device(int dev) { g_device = dev; }
+
+int cuda_kernels_get_device(void) {
+    ctx();
+    int dev = 0;
+    CU_CHECK(cudaGetDevice(&dev));
+    return dev;
+}
+
+const char *cuda_kernels_device_name(void) {
+    static char name[256];
+    cudaDeviceProp prop;
+    CU_CHECK(cudaGetDeviceProperties(&prop, cuda_kernels_get_device()));
+    snprintf(name, sizeof name, "%s", prop.name);
+    return name;
+}
 
 void cuda_kernels_set_tf32(int on) {
     g_tf32 = on != 0;
@@ -154,6 +171,11 @@ void cuda_kernels_to_host(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g.stream));
     CU_CHECK(cudaStreamSynchronize(g.stream));
+}
+
+void cuda_kernels_copy(void *dst, const void *src, size_t bytes) {
+    ctx();
+    if (bytes) CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g.stream));
 }
 
 void cuda_kernels_zero(void *dst, size_t bytes) {

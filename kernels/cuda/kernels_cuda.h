@@ -14,7 +14,8 @@
  *
  * Pointers. Every float and int32 pointer passed to a cuda_ op is a DEVICE pointer
  * (cuda_kernels_alloc, cuda_kernels_alloc_bytes); the int and size arguments are host
- * values. Ops are asynchronous on one stream (cuda_kernels_stream); the two ops that
+ * values. The optimizer table (optim_table_create) lives in device memory too.
+ * Ops are asynchronous on one stream (cuda_kernels_stream); the two ops that
  * return a loss (cuda_softmax_xent_forward, cuda_mse_forward) wait for it, because the
  * value goes to the host. Results are deterministic: no float atomics, every sum has a
  * fixed order that depends on the shapes only.
@@ -48,17 +49,20 @@ extern "C" { /* kernels.h has no linkage block of its own; the .cu files are C++
 /* 1 when a CUDA device can be used. Any error (35, "insufficient driver", on a machine
  * without a driver) or a count of 0 means no. Never aborts. */
 int cuda_kernels_available(void);
+/* GPUs visible to this process (0 on any error, as above). Never aborts. */
+int cuda_kernels_device_count(void);
 /* Binds this process to device `dev`. Call before any other cuda_ function; the default is
  * the current device (0 unless the caller chose). */
 void cuda_kernels_set_device(int dev);
+/* The device ops run on, and its name as the driver reports it ("NVIDIA H200"). */
+int cuda_kernels_get_device(void);
+const char *cuda_kernels_device_name(void);
 /* TF32 tensor cores for the GEMMs (about 1e-3 relative error instead of 1e-6). Off by
  * default. */
 void cuda_kernels_set_tf32(int on);
 int cuda_kernels_get_tf32(void);
 /* The cudaStream_t every op is enqueued on (as void *, so C callers need no CUDA header). */
 void *cuda_kernels_stream(void);
-/* Waits for every enqueued op and reports any error recorded on the device. */
-void cuda_kernels_synchronize(void);
 
 /* ---- memory ----------------------------------------------------------------------- */
 
@@ -66,46 +70,8 @@ void cuda_kernels_synchronize(void);
  * cuda_kernels_free_bytes. */
 void *cuda_kernels_alloc_bytes(size_t bytes);
 void cuda_kernels_free_bytes(void *p);
-/* Copies that wait for the stream: for the batch, the loss, logging and tests. */
-void cuda_kernels_to_device(void *dst, const void *src, size_t bytes);
-void cuda_kernels_to_host(void *dst, const void *src, size_t bytes);
-/* dst[bytes] = 0 (asynchronous, e.g. gradients once per step) */
-void cuda_kernels_zero(void *dst, size_t bytes);
 /* dst[n] = value (asynchronous; tests poison outputs with NaN this way) */
 void cuda_kernels_fill(float *dst, float value, size_t n);
-
-/* ---- optimizer over the flat parameter buffer ------------------------------------- */
-
-/* One named tensor of the flat buffers: [offset, offset + numel), weight decay or not.
- * Floats between tensors (alignment padding) are never touched. */
-typedef struct cuda_span {
-    size_t offset, numel;
-    int decay;
-} cuda_span;
-
-/* The tensor table, copied to the device once. */
-typedef struct cuda_optim cuda_optim;
-cuda_optim *cuda_optim_create(const cuda_span *spans, int nspans);
-void cuda_optim_free(cuda_optim *o);
-
-/* Adam over every span, the same arithmetic as core/optim.c:
- *   g' = g + wd_l2 p;  m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2
- *   p -= lr wd_decoupled p;  p -= (lr/bc1) m / (sqrt(v)/sqrt(bc2) + eps)
- * with bc1 = 1 - b1^t, bc2 = 1 - b2^t computed by the caller. decoupled != 0 is AdamW
- * (wd_decoupled = wd), else Adam with an L2 penalty (wd_l2 = wd); wd applies only to spans
- * with decay set. */
-void cuda_adam_step(const cuda_optim *o, float *params, const float *grads, float *m, float *v,
-                    float lr, float beta1, float beta2, float eps, float wd, int decoupled,
-                    float bc1, float bc2);
-/* SGD with momentum mu (0: plain): g' = g + wd p; buf = mu buf + g';
- * p -= lr (mu > 0 ? buf : g') */
-void cuda_sgd_step(const cuda_optim *o, float *params, const float *grads, float *buf, float lr,
-                   float momentum, float wd);
-
-/* Global L2 norm of x[n], summed in double in a fixed order. If max_norm > 0 and the norm
- * exceeds it, x is scaled by max_norm / (norm + 1e-6) on the device (as clip_grad_norm).
- * Returns the norm before clipping (this waits for the stream). */
-double cuda_clip_grad_norm(float *x, size_t n, double max_norm);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,17 @@
 #define kernels_get_threads cuda_kernels_get_threads
 #define kernels_alloc cuda_kernels_alloc
 #define kernels_free cuda_kernels_free
+#define kernels_to_device cuda_kernels_to_device
+#define kernels_to_host cuda_kernels_to_host
+#define kernels_copy cuda_kernels_copy
+#define kernels_zero cuda_kernels_zero
+#define kernels_synchronize cuda_kernels_synchronize
+#define ema_update cuda_ema_update
+#define optim_table_create cuda_optim_table_create
+#define optim_table_free cuda_optim_table_free
+#define adam_step cuda_adam_step
+#define sgd_step cuda_sgd_step
+#define grad_clip_norm cuda_grad_clip_norm
 #define linear_forward cuda_linear_forward
 #define linear_backward cuda_linear_backward
 #define relu_forward cuda_relu_forward
@@ -18,6 +29,8 @@
 #define conv2d_backward cuda_conv2d_backward
 #define maxpool2x2_forward cuda_maxpool2x2_forward
 #define maxpool2x2_backward cuda_maxpool2x2_backward
+#define avgpool2x2_forward cuda_avgpool2x2_forward
+#define avgpool2x2_backward cuda_avgpool2x2_backward
 #define softmax_xent_forward cuda_softmax_xent_forward
 #define softmax_xent_backward cuda_softmax_xent_backward
 #define embedding_forward cuda_embedding_forward
@@ -37,8 +50,6 @@
 #define silu_backward cuda_silu_backward
 #define upsample2x_forward cuda_upsample2x_forward
 #define upsample2x_backward cuda_upsample2x_backward
-#define avgpool2x2_forward cuda_avgpool2x2_forward
-#define avgpool2x2_backward cuda_avgpool2x2_backward
 #define concat_channels_forward cuda_concat_channels_forward
 #define concat_channels_backward cuda_concat_channels_backward
 #define add_channel_forward cuda_add_channel_forward
@@ -54,6 +65,17 @@
 #undef kernels_get_threads
 #undef kernels_alloc
 #undef kernels_free
+#undef kernels_to_device
+#undef kernels_to_host
+#undef kernels_copy
+#undef kernels_zero
+#undef kernels_synchronize
+#undef ema_update
+#undef optim_table_create
+#undef optim_table_free
+#undef adam_step
+#undef sgd_step
+#undef grad_clip_norm
 #undef linear_forward
 #undef linear_backward
 #undef relu_forward
@@ -63,6 +85,8 @@
 #undef conv2d_backward
 #undef maxpool2x2_forward
 #undef maxpool2x2_backward
+#undef avgpool2x2_forward
+#undef avgpool2x2_backward
 #undef softmax_xent_forward
 #undef softmax_xent_backward
 #undef embedding_forward
@@ -82,8 +106,6 @@
 #undef silu_backward
 #undef upsample2x_forward
 #undef upsample2x_backward
-#undef avgpool2x2_forward
-#undef avgpool2x2_backward
 #undef concat_channels_forward
 #undef concat_channels_backward
 #undef add_channel_forward

@@ -5,8 +5,8 @@
 
 #include "common.cuh"
 
-struct cuda_optim {
-    cuda_span *spans; /* device copy of the table */
+struct optim_table {
+    optim_span *spans; /* device copy of the table */
     int n;
     size_t max_numel;
 };
@@ -14,13 +14,13 @@ struct cuda_optim {
 /* Grids are 2-D: y picks the span, x strides over its elements; 65535 spans at most. */
 #define MAX_SPANS 65535
 
-cuda_optim *cuda_optim_create(const cuda_span *spans, int nspans) {
+optim_table *optim_table_create(const optim_span *spans, int nspans) {
     if (nspans < 0 || nspans > MAX_SPANS) {
-        fprintf(stderr, "dtrain: cuda: cuda_optim_create: %d tensors (at most %d)\n", nspans,
+        fprintf(stderr, "dtrain: cuda: optim_table_create: %d tensors (at most %d)\n", nspans,
                 MAX_SPANS);
         abort();
     }
-    cuda_optim *o = (cuda_optim *)calloc(1, sizeof *o);
+    optim_table *o = (optim_table *)calloc(1, sizeof *o);
     if (!o) {
         fprintf(stderr, "dtrain: cuda: out of memory for the optimizer table\n");
         abort();
@@ -28,19 +28,19 @@ cuda_optim *cuda_optim_create(const cuda_span *spans, int nspans) {
     o->n = nspans;
     for (int i = 0; i < nspans; i++)
         if (spans[i].numel > o->max_numel) o->max_numel = spans[i].numel;
-    size_t bytes = (size_t)nspans * sizeof(cuda_span);
-    o->spans = (cuda_span *)cuda_kernels_alloc_bytes(bytes);
-    cuda_kernels_to_device(o->spans, spans, bytes);
+    size_t bytes = (size_t)nspans * sizeof(optim_span);
+    o->spans = (optim_span *)cuda_kernels_alloc_bytes(bytes);
+    kernels_to_device(o->spans, spans, bytes);
     return o;
 }
 
-void cuda_optim_free(cuda_optim *o) {
+void optim_table_free(optim_table *o) {
     if (!o) return;
     cuda_kernels_free_bytes(o->spans);
     free(o);
 }
 
-static dim3 span_grid(const cuda_optim *o) {
+static dim3 span_grid(const optim_table *o) {
     unsigned x = kc_blocks(o->max_numel);
     return dim3(x > 1024 ? 1024 : x, (unsigned)o->n);
 }
@@ -55,9 +55,9 @@ typedef struct {
     int decoupled;
 } adam_args;
 
-static __global__ void adam_k(const cuda_span *spans, float *p, const float *g, float *m,
+static __global__ void adam_k(const optim_span *spans, float *p, const float *g, float *m,
                               float *v, adam_args a) {
-    cuda_span sp = spans[blockIdx.y];
+    optim_span sp = spans[blockIdx.y];
     float wd = sp.decay ? a.wd : 0.0f;
     float wd_l2 = a.decoupled ? 0.0f : wd, wd_dec = a.decoupled ? wd : 0.0f;
     SPAN_STRIDE(i, sp) {
@@ -73,17 +73,17 @@ static __global__ void adam_k(const cuda_span *spans, float *p, const float *g, 
     }
 }
 
-void cuda_adam_step(const cuda_optim *o, float *params, const float *grads, float *m, float *v,
-                    float lr, float beta1, float beta2, float eps, float wd, int decoupled,
-                    float bc1, float bc2) {
+void adam_step(const optim_table *o, float *params, const float *grads, float *m, float *v,
+               float lr, float beta1, float beta2, float eps, float wd, int decoupled, float bc1,
+               float bc2) {
     if (!o->n || !o->max_numel) return;
     adam_args a = {lr, beta1, beta2, eps, wd, lr / bc1, 1.0f / sqrtf(bc2), decoupled != 0};
     LAUNCH(adam_k, span_grid(o), KC_BLOCK, o->spans, params, grads, m, v, a);
 }
 
-static __global__ void sgd_k(const cuda_span *spans, float *p, const float *g, float *buf,
+static __global__ void sgd_k(const optim_span *spans, float *p, const float *g, float *buf,
                              float lr, float mu, float wd_all) {
-    cuda_span sp = spans[blockIdx.y];
+    optim_span sp = spans[blockIdx.y];
     float wd = sp.decay ? wd_all : 0.0f;
     SPAN_STRIDE(i, sp) {
         float gi = g[i] + wd * p[i];
@@ -93,8 +93,8 @@ static __global__ void sgd_k(const cuda_span *spans, float *p, const float *g, f
     }
 }
 
-void cuda_sgd_step(const cuda_optim *o, float *params, const float *grads, float *buf, float lr,
-                   float momentum, float wd) {
+void sgd_step(const optim_table *o, float *params, const float *grads, float *buf, float lr,
+              float momentum, float wd) {
     if (!o->n || !o->max_numel) return;
     LAUNCH(sgd_k, span_grid(o), KC_BLOCK, o->spans, params, grads, buf, lr, momentum, wd);
 }
@@ -117,7 +117,7 @@ static __global__ void clip_k(float *x, size_t n, const double *sumsq, double ma
     GRID_STRIDE(i, n) x[i] *= scale;
 }
 
-double cuda_clip_grad_norm(float *x, size_t n, double max_norm) {
+double grad_clip_norm(float *x, size_t n, double max_norm) {
     if (n == 0) return 0.0;
     unsigned nb = kc_blocks(n);
     double *part = (double *)cu_ws(2 * (size_t)nb);

@@ -5,7 +5,7 @@
  * 2 ranks; a first byte 1 picks format 1 instead, a second byte 1 opens the checkpoint
  * through its directory's `latest` file). Then it reads what a resume reads, in the same
  * order: the tensors, every trainer field of TRAIN_STATE, the job's fields (or format 1's
- * blob), the step, the stored config. Whatever a read accepts must hold as many values as
+ * blob) and their checks (train_state_read), the step, the stored config. Whatever a read accepts must hold as many values as
  * its dims say (the harness reads them all). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,6 @@
 #include "classify/classify.h"
 #include "config.h"
 #include "fuzz_util.h"
-#include "image_epoch.h"
 #include "train_state.h"
 
 #define CHECK(cond)                                                                          \
@@ -127,38 +126,19 @@ static void touch_field(const ckpt_field *f) {
     for (size_t i = 0; i < bytes; i++) sink += ((const uint8_t *)f->data)[i];
 }
 
-static void read_state(ckpt *c, const ckpt_meta *m) {
+/* what a resume reads and checks (train_state_read), then every value it accepted */
+static void read_state(ckpt *c) {
     char err[1024];
     loaded_state s;
     memset(&s, 0, sizeof s);
-    int rc = 0;
-    if (m->format_version == 1) {
-        rc = read_fields_v1(c, &classify_job, &s, err, sizeof err);
-    } else { /* as train_state.c's read_fields */
-        for (int i = 0; rc == 0 && i < TRAIN_STATE_N; i++) {
-            const state_entry *e = &TRAIN_STATE[i];
-            s.trainer[i] = (ckpt_field){"train_state", e->name, e->type, e->per_rank ? (e->per_rank > 1 ? 2 : 1) : 0,
-                                        {0, 0}, e->per_rank ? NULL : &s.vals[i]};
-            rc = ckpt_read_field(c, &s.trainer[i], err, sizeof err);
-        }
-        for (int i = 0; rc == 0 && image_epoch_state_fields[i].name; i++) {
-            s.job[i] = image_epoch_state_fields[i];
-            s.job[i].group = "job_state";
-            s.job[i].data = s.job[i].ndim == 0 ? calloc(1, 8) : NULL;
-            s.njob = i + 1;
-            rc = ckpt_read_field(c, &s.job[i], err, sizeof err);
-        }
-    }
+    int rc = train_state_read(c, &classify_job, &s, err, sizeof err);
     fz_note("read the training state", rc == 0 ? "ok" : err);
-    for (int i = 0; i < TRAIN_STATE_N; i++) {
-        if (!TRAIN_STATE[i].per_rank) continue;
-        if (rc == 0) touch_field(&s.trainer[i]);
-        free(s.trainer[i].data);
+    if (rc == 0) {
+        for (int i = 0; i < TRAIN_STATE_N; i++)
+            if (TRAIN_STATE[i].per_rank) touch_field(&s.trainer[i]);
+        for (int i = 0; i < s.njob; i++) touch_field(&s.job[i]);
     }
-    for (int i = 0; i < s.njob; i++) {
-        if (rc == 0) touch_field(&s.job[i]);
-        free(s.job[i].data);
-    }
+    train_state_free_loaded(&s, 0);
 }
 
 static void use(const char *path) {
@@ -174,8 +154,10 @@ static void use(const char *path) {
     ckpt_tensor tw = {"params", "w", 2, {3, 4}, w}, tb = {"params", "b", 1, {4}, b};
     if (ckpt_has(c, "params", "w") && ckpt_read(c, &tw, err, sizeof err) != 0) fz_note("ckpt_read", err);
     if (ckpt_has(c, "params", "b") && ckpt_read(c, &tb, err, sizeof err) != 0) fz_note("ckpt_read", err);
-    read_state(c, m);
-    sink += (uint64_t)train_state_step(c);
+    read_state(c);
+    long step = train_state_step(c, err, sizeof err);
+    fz_note("train_state_step", step >= 0 ? "ok" : err);
+    sink += (uint64_t)step;
     config cfg;
     memset(&cfg, 0, sizeof cfg);
     if (config_declare(&cfg, trainer_keys, err, sizeof err) != 0 ||

@@ -358,6 +358,60 @@ static int t_transpose_chw(void) {
     return bad;
 }
 
+/* ---- moving averages and memory ---------------------------------------------------------- */
+
+static int t_ema_update(void) {
+    size_t n = 4099;
+    int bad = 0;
+    gk_buf ema = gk_rand(n, 141, -1, 1), x = gk_rand(n, 142, -1, 1);
+    for (int k = 0; k < 3; k++) { /* a few steps, so the accumulation is exercised */
+        ema_update(ema.h, x.h, n, 0.999f);
+        cuda_ema_update(ema.d, x.d, n, 0.999f);
+    }
+    bad += gk_check("ema_update (3 steps, decay 0.999)", &ema, TOL);
+    gk_free(&ema), gk_free(&x);
+    return bad;
+}
+
+/* The copies must move bits unchanged: err < EXACT means err == 0. */
+#define EXACT 1e-300
+
+/* kernels_to_device / kernels_to_host / kernels_copy / kernels_zero at offsets inside
+ * allocations (as the trainer's staging and the jobs' inputs use them), against memcpy and
+ * memset on the host copies. */
+static int t_memory(void) {
+    size_t n = 1000, off = 37, len = 555;
+    int bad = 0;
+    gk_buf a = gk_rand(n, 151, -1, 1), b = gk_nan(n), src = gk_rand(len, 152, -5, 5);
+    /* into the middle of a device buffer, from a host buffer */
+    memcpy(a.h + off, src.h, len * sizeof(float));
+    cuda_kernels_to_device(a.d + off, src.h, len * sizeof(float));
+    bad += gk_check("kernels_to_device at an offset", &a, EXACT);
+    /* device to device, between allocations; the rest of b stays NaN */
+    memcpy(b.h + 3, a.h + off, len * sizeof(float));
+    cuda_kernels_copy(b.d + 3, a.d + off, len * sizeof(float));
+    bad += gk_check("kernels_copy between allocations", &b, EXACT);
+    /* zero a sub-range */
+    memset(a.h + 11, 0, 101 * sizeof(float));
+    cuda_kernels_zero(a.d + 11, 101 * sizeof(float));
+    bad += gk_check("kernels_zero of a sub-range", &a, EXACT);
+    /* back to the host, from an offset: the bits the device holds */
+    float *back = kernels_alloc(len);
+    cuda_kernels_to_host(back, a.d + off, len * sizeof(float));
+    int same = memcmp(back, a.h + off, len * sizeof(float)) == 0;
+    printf("%s kernels_to_host from an offset (bitwise)\n", same ? "ok  " : "FAIL");
+    bad += !same;
+    /* zero bytes: nothing happens, whatever the pointers */
+    cuda_kernels_to_device(a.d, NULL, 0);
+    cuda_kernels_to_host(NULL, a.d, 0);
+    cuda_kernels_copy(b.d, a.d, 0);
+    cuda_kernels_zero(a.d, 0);
+    bad += gk_check("zero-byte calls change nothing", &a, EXACT);
+    kernels_free(back);
+    gk_free(&a), gk_free(&b), gk_free(&src);
+    return bad;
+}
+
 /* ---- driver ----------------------------------------------------------------------------- */
 
 static const struct {
@@ -374,6 +428,7 @@ static const struct {
     {"attention", t_attention},     {"attention_full", t_attention_full},
     {"groupnorm", t_groupnorm},     {"concat_channels", t_concat_channels},
     {"add_channel", t_add_channel}, {"transpose_chw", t_transpose_chw},
+    {"ema_update", t_ema_update},   {"memory", t_memory},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 

@@ -4,7 +4,8 @@
  * ten steps of each optimizer on both backends from the same start, with the same fresh
  * random gradients every step; parameters and optimizer state are then compared (see
  * gpu_check.h). The padding must stay untouched. Then the global norm and the clipped
- * gradients. Exits 77 without a GPU. */
+ * gradients. The reference is core/optim.c over the CPU backend (kernels/cpu/optim.c).
+ * Exits 77 without a GPU. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,11 +26,11 @@ static void build(model *m) {
     model_alloc(m);
 }
 
-static cuda_optim *table(const model *m) {
-    cuda_span spans[16];
+static optim_table *table(const model *m) {
+    optim_span spans[16];
     for (int i = 0; i < m->ntensors; i++)
-        spans[i] = (cuda_span){m->tensors[i].offset, m->tensors[i].numel, m->tensors[i].decay};
-    return cuda_optim_create(spans, m->ntensors);
+        spans[i] = (optim_span){m->tensors[i].offset, m->tensors[i].numel, m->tensors[i].decay};
+    return cuda_optim_table_create(spans, m->ntensors);
 }
 
 /* a gk_buf view of a host arena, with a device copy */
@@ -49,7 +50,7 @@ static int run(const char *name) {
     optimizer o;
     if (optim_init(&o, name, &m, 0.9f, 0.95f, 1e-8f, 0.1f, 0.9f)) return 1;
     gk_buf p = mirror(m.params, n), mom = mirror(o.m, n), var = mirror(o.v ? o.v : o.m, n);
-    cuda_optim *t = table(&m);
+    optim_table *t = table(&m);
     for (int k = 0; k < STEPS; k++) {
         gk_buf g = gk_rand(n, 100 + (uint64_t)k, -1, 1);
         memcpy(m.grads, g.h, n * sizeof(float));
@@ -77,7 +78,7 @@ static int run(const char *name) {
         snprintf(what, sizeof what, "%s second moment", name);
         bad += gk_check(what, &var, GK_TOL_FP32);
     }
-    cuda_optim_free(t);
+    cuda_optim_table_free(t);
     optim_free(&o);
     model_free(&m);
     gk_free(&start), gk_free(&p), gk_free(&mom), gk_free(&var);
@@ -90,7 +91,7 @@ static int clip(double max_norm) {
     gk_buf g = gk_rand(m.nfloats, 55, -1, 1);
     memcpy(m.grads, g.h, m.nfloats * sizeof(float));
     double want = clip_grad_norm(&m, max_norm);
-    double got = cuda_clip_grad_norm(g.d, g.n, max_norm);
+    double got = cuda_grad_clip_norm(g.d, g.n, max_norm);
     memcpy(g.h, m.grads, m.nfloats * sizeof(float));
     char what[64];
     int bad = 0;

@@ -436,6 +436,19 @@ extern "C" cudaError_t cudaGetDevice(int *dev) {
     return cudaSuccess;
 }
 
+extern "C" cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int dev) {
+    if (!prop) return fail(cudaErrorInvalidValue);
+    if (dev < 0 || dev >= gpu_count()) return fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "dtrain CUDA emulator");
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    prop->totalGlobalMem = total_b;
+    prop->major = 9; /* what the kernels are built for by default: sm_90 */
+    prop->multiProcessorCount = 1;
+    return cudaSuccess;
+}
+
 extern "C" cudaError_t cudaDriverGetVersion(int *v) {
     if (!v) return fail(cudaErrorInvalidValue);
     *v = CUDART_VERSION;
