@@ -65,9 +65,24 @@ static void gather_hosts(comm *c) {
     }
 }
 
+/* MPI_Init reads argv up to the NULL at argv[argc] (Open MPI joins it into a string), which
+ * an argument list built by a caller need not have (`dtrain sample gpt` appends its own
+ * keys): it is given a terminated copy, kept for the process's life as MPI may keep argv.
+ * (scripts/sanitize.sh found the read past the list.) */
+static char **g_mpi_argv;
+
 comm *comm_init(int *argc, char ***argv) {
     int inited = 0;
     MPI_Initialized(&inited);
+    if (!inited && argc && argv && *argv && *argc >= 0) {
+        g_mpi_argv = calloc((size_t)*argc + 1, sizeof *g_mpi_argv);
+        if (!g_mpi_argv) {
+            fprintf(stderr, "dtrain: out of memory before MPI_Init\n");
+            exit(3);
+        }
+        memcpy(g_mpi_argv, *argv, (size_t)*argc * sizeof *g_mpi_argv);
+        *argv = g_mpi_argv;
+    }
     if (!inited && MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "dtrain: MPI_Init failed\n");
         exit(3);
