@@ -53,9 +53,12 @@ export UBSAN_OPTIONS="$common"
 # shadow memory and quarantine alone exceed (the kernel kills the process).
 rc=0
 (cd build-asan && ctest --output-on-failure -j 2 -LE gpu_emu -E "^it_gpt_shards$" "$@") || rc=$?
-if compgen -G "$logs/report*" > /dev/null; then
+# a finding is an ERROR (ASan, LSan) or a runtime error (UBSan); warnings (an impossible
+# allocation that returned NULL) are not
+found=$(grep -l -E "ERROR: |runtime error:" "$logs"/report* 2> /dev/null || true)
+if [ -n "$found" ]; then
     echo "sanitize.sh: sanitizer reports (build-asan/sanitizer-logs):" >&2
-    for f in "$logs"/report*; do
+    for f in $found; do
         echo "==== $f" >&2
         head -n 60 "$f" >&2
     done
