@@ -4,7 +4,7 @@
 # no recovery; build/ is untouched) and runs ctest there. The integration tests run the
 # binaries of the tree they are registered from (DTRAIN_BINARY_DIR = build-asan), the MPI
 # ones under mpirun included.
-#   scripts/sanitize.sh                 build, then the whole suite (2 cores: about 25 min)
+#   scripts/sanitize.sh                 build, then the whole suite (2 shared cores: about 21 min)
 #   scripts/sanitize.sh -R PATTERN ...  build, then only those tests (any ctest arguments)
 # Exit status: 0 only when every test passed and no sanitizer reported anything.
 #
@@ -50,7 +50,7 @@ export UBSAN_OPTIONS="$common"
 # CPU kernels are (test_kernels_*), and so is the trainer's CPU path of the GPU jobs
 # (gpu_jobs_cpu_*).
 # Nor it_gpt_shards: it holds prepare and training to a 96 MiB memory cgroup, which ASan's
-# shadow memory and quarantine alone exceed (the kernel kills the process).
+# own overhead (shadow memory, quarantine) exceeds: the kernel kills the process.
 rc=0
 (cd build-asan && ctest --output-on-failure -j 2 -LE gpu_emu -E "^it_gpt_shards$" "$@") || rc=$?
 # a finding is an ERROR (ASan, LSan) or a runtime error (UBSan); warnings (an impossible

@@ -17,14 +17,6 @@
 #include "fuzz_util.h"
 #include "train_state.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_ckpt: %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
 #define WORLD 2
 #define EXAMPLES 10
 static const char CONFIG[] = "seed = 3\nlr = 0.05\nepochs = 2\nbatch_size = 4\n";
@@ -120,7 +112,7 @@ static volatile uint64_t sink;
 /* reads every value the field says it holds */
 static void touch_field(const ckpt_field *f) {
     if (f->ndim == 0 || !f->data) return;
-    CHECK(f->dims[0] >= 0 && (f->ndim < 2 || f->dims[1] >= 0));
+    FZ_CHECK(f->dims[0] >= 0 && (f->ndim < 2 || f->dims[1] >= 0));
     size_t n = (size_t)f->dims[0] * (size_t)(f->ndim == 2 ? f->dims[1] : 1);
     size_t bytes = n * state_type_size(f->type);
     for (size_t i = 0; i < bytes; i++) sink += ((const uint8_t *)f->data)[i];
@@ -147,8 +139,8 @@ static void use(const char *path) {
     fz_note("ckpt_open", c ? "ok" : err);
     if (!c) return;
     const ckpt_meta *m = ckpt_get_meta(c);
-    CHECK(m->format_version == 1 || m->format_version == 2);
-    CHECK(m->config_text && memchr(m->job, 0, sizeof m->job));
+    FZ_CHECK(m->format_version == 1 || m->format_version == 2);
+    FZ_CHECK(m->config_text && memchr(m->job, 0, sizeof m->job));
     (void)ckpt_count(c, "params");
     float w[12], b[4];
     ckpt_tensor tw = {"params", "w", 2, {3, 4}, w}, tb = {"params", "b", 1, {4}, b};
@@ -188,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         use(dir);
         char *cands[8];
         int n = ckpt_candidates(dir, cands, 8);
-        CHECK(n >= 0 && n <= 8);
+        FZ_CHECK(n >= 0 && n <= 8);
         for (int i = 0; i < n; i++) free(cands[i]);
         unlink(fz_path("latest"));
     }

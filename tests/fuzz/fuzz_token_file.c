@@ -15,14 +15,6 @@
 #include "fuzz_util.h"
 #include "tokens.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_token_file: %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
 static const char *const KINDS[] = {"char", "byte", "bpe"};
 static const char BPE_VOCAB[] = "{\"a\":0,\"b\":1,\"ab\":2,\"\\u0120\":3,\"\\u0120a\":4,\"<|endoftext|>\":5}";
 static const char BPE_MERGES[] = "#version: 0.2\na b\n\xc4\xa0 a\n";
@@ -109,13 +101,13 @@ static void use_tokenizer(const char *path, fz_in *in) {
     fz_note("tokenizer_load", t ? "ok" : err);
     if (!t) return;
     int vocab = tokenizer_vocab_size(t);
-    CHECK(vocab >= 1);
+    FZ_CHECK(vocab >= 1);
     for (int32_t id = -1; id <= vocab && id < 70000; id++) {
         const char *bytes;
         int n = tokenizer_decode(t, id, &bytes);
-        CHECK(n >= 0);
-        if (n > 0) CHECK(bytes != NULL && bytes[0] == bytes[0] && bytes[n - 1] == bytes[n - 1]);
-        if (id < 0 || id >= vocab) CHECK(n == 0);
+        FZ_CHECK(n >= 0);
+        if (n > 0) FZ_CHECK(bytes != NULL && bytes[0] == bytes[0] && bytes[n - 1] == bytes[n - 1]);
+        if (id < 0 || id >= vocab) FZ_CHECK(n == 0);
     }
     size_t len;
     const uint8_t *p = fz_bytes(in, 256, &len);
@@ -124,8 +116,8 @@ static void use_tokenizer(const char *path, fz_in *in) {
     text[len] = '\0';
     int32_t out[64];
     long n = tokenizer_encode(t, text, out, 64, err, sizeof err);
-    CHECK(n >= -1 && n <= 64);
-    for (long i = 0; i < n; i++) CHECK(out[i] >= 0 && out[i] < vocab);
+    FZ_CHECK(n >= -1 && n <= 64);
+    for (long i = 0; i < n; i++) FZ_CHECK(out[i] >= 0 && out[i] < vocab);
     free(text);
     tokenizer_free(t);
 }
@@ -137,7 +129,7 @@ static void read_split(const char *path, const char *split, int rank, int world)
     if (!s) return;
     long size = token_shard_size(s), begin = token_shard_begin(s), total = token_shard_total(s);
     int vocab = token_shard_vocab_size(s);
-    CHECK(vocab >= 1 && size >= 0 && begin >= 0 && total >= 0 && begin <= total && size <= total - begin);
+    FZ_CHECK(vocab >= 1 && size >= 0 && begin >= 0 && total >= 0 && begin <= total && size <= total - begin);
     enum { WINDOW = 33 };
     int32_t ids[WINDOW];
     for (long pos = 0; pos < size; pos += WINDOW) {
@@ -146,7 +138,7 @@ static void read_split(const char *path, const char *split, int rank, int world)
             fz_note("token_shard_read", err);
             break;
         }
-        for (long i = 0; i < n; i++) CHECK(ids[i] >= 0 && ids[i] < vocab);
+        for (long i = 0; i < n; i++) FZ_CHECK(ids[i] >= 0 && ids[i] < vocab);
     }
     token_shard_close(s);
 }

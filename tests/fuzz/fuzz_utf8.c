@@ -11,20 +11,12 @@
 #include "pretok.h"
 #include "utf8.h"
 
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "fuzz_utf8: %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
 /* the piece ends of s[0, len), into ends (room for len); returns how many */
 static size_t pieces(const unsigned char *s, size_t len, size_t *ends) {
     size_t n = 0;
     for (size_t i = 0; i < len;) {
         size_t j = pretok_next(s, len, i);
-        CHECK(j > i && j <= len);
+        FZ_CHECK(j > i && j <= len);
         ends[n++] = j;
         i = j;
     }
@@ -39,14 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint32_t cp, lcp;
         int k = utf8_decode(data + i, size - i, &cp);
         int kl = utf8_decode_lossy(data + i, size - i, &lcp);
-        CHECK(kl >= 1 && kl <= 4 && (size_t)kl <= size - i);
+        FZ_CHECK(kl >= 1 && kl <= 4 && (size_t)kl <= size - i);
         if (k) {
             char buf[4];
-            CHECK(k >= 1 && k <= 4 && cp <= UTF8_MAX_CP && !(cp >= 0xD800 && cp <= 0xDFFF));
-            CHECK(utf8_encode(cp, buf) == k && memcmp(buf, data + i, (size_t)k) == 0);
-            CHECK(kl == k && lcp == cp);
+            FZ_CHECK(k >= 1 && k <= 4 && cp <= UTF8_MAX_CP && !(cp >= 0xD800 && cp <= 0xDFFF));
+            FZ_CHECK(utf8_encode(cp, buf) == k && memcmp(buf, data + i, (size_t)k) == 0);
+            FZ_CHECK(kl == k && lcp == cp);
         } else {
-            CHECK(lcp == UTF8_REPLACEMENT);
+            FZ_CHECK(lcp == UTF8_REPLACEMENT);
         }
         len += (size_t)utf8_encode(lcp, (char *)text + len);
         i += (size_t)kl;
@@ -55,18 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         int k = utf8_decode(text + i, len - i, &cp);
-        CHECK(k > 0);
+        FZ_CHECK(k > 0);
         i += (size_t)k;
     }
     size_t *whole = malloc((len + 1) * sizeof *whole), *parts = malloc((len + 1) * sizeof *parts);
     size_t n = pieces(text, len, whole);
     size_t cut = pretok_safe_cut(text, len);
-    CHECK(cut <= len);
+    FZ_CHECK(cut <= len);
     if (cut > 0) {
         size_t a = pieces(text, cut, parts);
         size_t b = pieces(text + cut, len - cut, parts + a);
         for (size_t k = a; k < a + b; k++) parts[k] += cut;
-        CHECK(a + b == n && memcmp(whole, parts, n * sizeof *whole) == 0);
+        FZ_CHECK(a + b == n && memcmp(whole, parts, n * sizeof *whole) == 0);
     }
     free(whole);
     free(parts);

@@ -11,8 +11,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <hdf5.h>
+
+/* A promise of the code under test that the harness checks: broken, it is a find like a
+ * crash (libFuzzer saves the input on the abort). */
+#define FZ_CHECK(cond)                                                                       \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "%s:%d: broken: %s\n", __FILE__, __LINE__, #cond);              \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
 
 typedef struct {
     const uint8_t *p;
