@@ -24,6 +24,7 @@
 #include <hdf5.h>
 
 #include "ds_util.h"
+#include "h5_check.h"
 #include "util.h"
 
 #define PATH_LEN 4096
@@ -792,7 +793,7 @@ static hid_t open_attr(ckpt *c, const char *key) {
     if (ex < 0) return c_fail_h5(c, "read attribute", key);
     if (ex == 0) return ds_fail(c->err, c->errlen, "%s: attribute '%s' missing", c->path, key);
     hid_t a = H5Aopen(c->file, key, H5P_DEFAULT);
-    if (a < 0) c_fail_h5(c, "open attribute", key);
+    if (a < 0) return c_fail_h5(c, "open attribute", key);
     return a;
 }
 
@@ -1152,6 +1153,8 @@ static int verify_dataset(ckpt *c, hid_t ds, const char *dpath) {
         rc = -1;
     else if (H5Sget_simple_extent_npoints(fspace) == 0)
         rc = 0;
+    else if (h5_check_chunk_sizes(ds, c->path, dpath, c->err, c->errlen) != 0)
+        rc = -1;
     else if (raw_grid(ds, type, fspace, &g) == 0)
         rc = read_chunks(c, ds, dpath, &g, NULL);
     else

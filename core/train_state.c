@@ -386,7 +386,7 @@ static int apply_fields(trainer *t, loaded_state *s) {
     return 0;
 }
 
-static void free_loaded(loaded_state *s, int keep_job) {
+void train_state_free_loaded(loaded_state *s, int keep_job) {
     for (int i = 0; i < TRAIN_STATE_N; i++)
         if (TRAIN_STATE[i].per_rank) free(s->trainer[i].data);
     if (keep_job) return;
@@ -415,17 +415,21 @@ static void load_tensors(trainer *t, ckpt *c, const char *path) {
     free(host);
 }
 
+int train_state_read(ckpt *c, const job *j, loaded_state *s, char *err, size_t errlen) {
+    int rc = ckpt_get_meta(c)->format_version == 1 ? read_fields_v1(c, j, s, err, errlen)
+                                                   : read_fields(c, j, s, err, errlen);
+    return rc == 0 ? check_state(c, s, err, errlen) : rc;
+}
+
 void train_state_load(trainer *t, ckpt *c, const char *path) {
     load_tensors(t, c, path);
     char err[1024] = "";
     loaded_state s;
     memset(&s, 0, sizeof s);
-    int rc = ckpt_get_meta(c)->format_version == 1 ? read_fields_v1(c, t->job, &s, err, sizeof err)
-                                                   : read_fields(c, t->job, &s, err, sizeof err);
-    if (rc == 0) rc = check_state(c, &s, err, sizeof err);
+    int rc = train_state_read(c, t->job, &s, err, sizeof err);
     trainer_check(t, rc != 0, EXIT_USAGE, "cannot resume: %s", err);
     rc = apply_fields(t, &s);
-    free_loaded(&s, 1);
+    train_state_free_loaded(&s, 1);
     trainer_check(t, rc != 0, EXIT_USAGE, "cannot resume: %s: its training state is malformed", path);
     t->resume_fields = xcalloc((size_t)s.njob + 1, sizeof *t->resume_fields);
     memcpy(t->resume_fields, s.job, (size_t)s.njob * sizeof *s.job);

@@ -44,6 +44,13 @@ typedef struct loaded_state {
 /* ckpt_v1.c: a format-1 checkpoint's state into the same record. -1 with err. */
 int read_fields_v1(ckpt *c, const job *j, loaded_state *s, char *err, size_t errlen);
 
+/* Reads a checkpoint's training state (either format) into s and checks every value of it
+ * (train_state.c: ranges, consistency, the stored config) before anything uses it: what a
+ * resume does before it applies the state. -1 with err; s is to be freed either way. */
+int train_state_read(ckpt *c, const job *j, loaded_state *s, char *err, size_t errlen);
+/* Frees what s holds: the per-rank fields, and the job's unless keep_job. */
+void train_state_free_loaded(loaded_state *s, int keep_job);
+
 /* Writes a checkpoint of the whole training state (collective); returns the seconds it
  * took. Brings every rank down if it cannot be written. */
 double train_state_write(trainer *t);

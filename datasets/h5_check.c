@@ -55,6 +55,62 @@ static int first_missing(hid_t dset, int rank, const hsize_t *dims, const hsize_
     return -1;
 }
 
+/* The size a chunk must be recorded at, for how it is stored (see h5_check.h); 0: not
+ * checked (a pipeline that may change sizes). nfilters: the pipeline's length;
+ * fletcher_only: it is Fletcher32 alone, which adds 4 bytes and changes nothing else. */
+static uint64_t expected_size(unsigned mask, int nfilters, int fletcher_only, uint64_t bytes) {
+    int raw = nfilters == 0 || (nfilters < 32 && (mask & ((1u << nfilters) - 1)) == (1u << nfilters) - 1);
+    if (raw) return bytes;
+    return fletcher_only ? bytes + 4 : 0;
+}
+
+int h5_check_chunk_sizes(hid_t dset, const char *path, const char *dpath, char *err, size_t errlen) {
+    hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset);
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1, rc = 0;
+    hsize_t dims[MAX_RANK] = {0}, cdims[MAX_RANK] = {0}, have = 0;
+    int chunked = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED;
+    int ok = chunked && rank >= 1 && rank <= MAX_RANK && type >= 0 &&
+             H5Sget_simple_extent_dims(space, dims, NULL) == rank && H5Pget_chunk(dcpl, rank, cdims) == rank &&
+             H5Dget_num_chunks(dset, space, &have) >= 0;
+    int nfilters = chunked ? H5Pget_nfilters(dcpl) : 0;
+    unsigned flags;
+    size_t ncd = 0;
+    int fletcher_only = nfilters == 1 &&
+                        H5Pget_filter2(dcpl, 0, &flags, &ncd, NULL, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
+    uint64_t bytes = type >= 0 ? H5Tget_size(type) : 0;
+    for (int d = 0; ok && d < rank; d++)
+        if (cdims[d] == 0 || ds_mul_u64(bytes, cdims[d], &bytes) != 0) ok = 0;
+    uint64_t need = ok ? chunks_needed(rank, dims, cdims) : 0;
+    if (!chunked || rank == 0 || (ok && (have == 0 || have < need))) {
+        rc = 0; /* nothing chunked to look at, or unwritten chunks: h5_check_storage's to refuse */
+    } else if (!ok || nfilters < 0) {
+        rc = ds_fail(err, errlen, "%s: %s: cannot read its chunk layout", path, dpath);
+    } else {
+        hsize_t at[MAX_RANK] = {0};
+        for (uint64_t i = 0; rc == 0 && i < need; i++) {
+            unsigned mask = 0;
+            haddr_t addr;
+            hsize_t size = 0;
+            uint64_t want = 0;
+            if (H5Dget_chunk_info_by_coord(dset, at, &mask, &addr, &size) < 0)
+                rc = ds_fail(err, errlen, "%s: %s: cannot read its chunk index", path, dpath);
+            else if ((want = expected_size(mask, nfilters, fletcher_only, bytes)) != 0 && size != want)
+                rc = ds_fail(err, errlen, "%s: %s: a chunk at row %llu is stored in %llu bytes: expected %llu (the "
+                             "file is corrupt)", path, dpath, (unsigned long long)at[0], (unsigned long long)size,
+                             (unsigned long long)want);
+            for (int d = rank - 1; d >= 0; d--) { /* the next chunk's offset, last dimension fastest */
+                at[d] += cdims[d];
+                if (at[d] < dims[d]) break;
+                at[d] = 0;
+            }
+        }
+    }
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return rc;
+}
+
 static int check_chunks(hid_t dset, hid_t dcpl, const char *path, const char *dpath, char *err, size_t errlen) {
     hid_t space = H5Dget_space(dset), type = H5Dget_type(dset);
     int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
@@ -75,7 +131,7 @@ static int check_chunks(hid_t dset, hid_t dcpl, const char *path, const char *dp
                        (unsigned long long)H5_CHECK_MAX_CHUNK_BYTES);
     if (!indexed) return ds_fail(err, errlen, "%s: %s: cannot read its chunk index", path, dpath);
     uint64_t need = chunks_needed(rank, dims, cdims);
-    if (have >= need) return 0;
+    if (have >= need) return h5_check_chunk_sizes(dset, path, dpath, err, errlen);
     hsize_t row = 0;
     char where[160] = "";
     if (rank > 0 && first_missing(dset, rank, dims, cdims, have, &row) == 0) {

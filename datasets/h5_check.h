@@ -27,6 +27,20 @@
  * The cost is one pass over the chunk index, not over the data. */
 int h5_check_storage(hid_t dset, const char *path, const char *dpath, char *err, size_t errlen);
 
+/* HDF5 1.10.8 trusts the size its chunk index records for a chunk: reading an unfiltered
+ * chunk recorded shorter than the chunk copies the full chunk out of a buffer of the
+ * recorded size (a heap overflow inside the library), and a Fletcher32 chunk recorded
+ * under 4 bytes makes its filter read before its buffer (found by tests/fuzz:
+ * fuzz_token_file, fuzz_image_shard). So every allocated chunk of dset (a dataset of any
+ * layout; only chunked ones are looked at) must be recorded at the size its storage
+ * implies: exactly the chunk's bytes unfiltered (no filter, or all skipped for that chunk),
+ * 4 more through Fletcher32 alone (how dtrain writes); other pipelines are not checked.
+ * 0 if so, else -1 and "F: D: a chunk at row R is stored in X bytes: expected Y (the file
+ * is corrupt)". One lookup per chunk of the grid when all are allocated; a dataset with
+ * unwritten chunks is left to h5_check_storage, which refuses it. h5_check_storage calls
+ * this; core/checkpoint.c, which checks storage its own way, calls it directly. */
+int h5_check_chunk_sizes(hid_t dset, const char *path, const char *dpath, char *err, size_t errlen);
+
 /* The memory a reader may plan to hold: the machine's physical memory (sysconf), or
  * UINT64_MAX when it cannot be read. Sizes beyond it are refused before any allocation,
  * rather than left to an allocation that fails, or succeeds and is killed later. */

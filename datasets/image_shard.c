@@ -114,12 +114,36 @@ static int checksum_fail(const opener *o, const char *dpath, long first, long n)
                    dpath, first, first + n - 1);
 }
 
-/* Reads rows [s->begin, s->begin + s->size) of dset, whose other dims are dims[1..rank). */
-static int read_rows(const image_shard *s, const opener *o, hid_t dset, const char *dpath, int rank,
-                     const hsize_t *dims, void *buf) {
-    if (s->size == 0) return 0;
-    hsize_t start[4] = {(hsize_t)s->begin, 0, 0, 0}, count[4];
-    count[0] = (hsize_t)s->size;
+/* HDF5 1.10 keeps about 1 KB of bookkeeping for every chunk one H5Dread touches: a shard
+ * stored in one-row chunks, read in one call, would need a GB per million chunks on top of
+ * the shard (found by tests/fuzz: regressions/image_shard/many-chunks, in its writer). So a
+ * read takes at most this many chunks' rows at a time. */
+#define READ_MAX_CHUNKS 4096
+
+/* How many rows one read may take: all of them for a dataset not chunked; else whole chunk
+ * rows, as many as READ_MAX_CHUNKS chunks hold (at least one chunk row). */
+static hsize_t rows_per_read(hid_t dset, int rank, const hsize_t *dims) {
+    hid_t dcpl = H5Dget_create_plist(dset);
+    hsize_t cdims[4] = {0}, rows = 0;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, rank, cdims) == rank &&
+        cdims[0] > 0) {
+        uint64_t per_row = 1; /* chunks across one chunk row, saturating */
+        for (int d = 1; d < rank; d++) {
+            uint64_t along = cdims[d] == 0 || dims[d] == 0 ? 1 : (dims[d] - 1) / cdims[d] + 1;
+            if (ds_mul_u64(per_row, along, &per_row) != 0) per_row = UINT64_MAX;
+        }
+        uint64_t n = per_row >= READ_MAX_CHUNKS ? 1 : READ_MAX_CHUNKS / per_row;
+        rows = cdims[0] > UINT64_MAX / n ? UINT64_MAX : cdims[0] * n;
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return rows == 0 ? (hsize_t)-1 : rows;
+}
+
+/* Reads rows [first, first + n) of dset, whose other dims are dims[1..rank), into buf. */
+static int read_slab(const opener *o, hid_t dset, const char *dpath, int rank, const hsize_t *dims, long first,
+                     long n, void *buf) {
+    hsize_t start[4] = {(hsize_t)first, 0, 0, 0}, count[4];
+    count[0] = (hsize_t)n;
     for (int d = 1; d < rank; d++) count[d] = dims[d];
     hid_t fspace = H5Dget_space(dset), mspace = H5Screate_simple(rank, count, NULL);
     int ok = fspace >= 0 && mspace >= 0 &&
@@ -130,10 +154,26 @@ static int read_rows(const image_shard *s, const opener *o, hid_t dset, const ch
     if (!ok) h5_last_error(why, sizeof why);
     if (mspace >= 0) H5Sclose(mspace);
     if (fspace >= 0) H5Sclose(fspace);
-    if (corrupt) return checksum_fail(o, dpath, s->begin, s->size);
+    if (corrupt) return checksum_fail(o, dpath, first, n);
     if (!ok)
-        return ds_fail(o->err, o->errlen, "%s: %s: cannot read examples %ld..%ld: %s", o->path, dpath, s->begin,
-                       s->begin + s->size - 1, why);
+        return ds_fail(o->err, o->errlen, "%s: %s: cannot read examples %ld..%ld: %s", o->path, dpath, first,
+                       first + n - 1, why);
+    return 0;
+}
+
+/* Reads rows [s->begin, s->begin + s->size) of dset, whose other dims are dims[1..rank), a
+ * bounded number of chunks at a time. */
+static int read_rows(const image_shard *s, const opener *o, hid_t dset, const char *dpath, int rank,
+                     const hsize_t *dims, void *buf) {
+    size_t row = 1;
+    for (int d = 1; d < rank; d++) row *= (size_t)dims[d]; /* within the shard, checked before */
+    hsize_t step = rows_per_read(dset, rank, dims);
+    for (long done = 0; done < s->size;) {
+        long n = (hsize_t)(s->size - done) < step ? s->size - done : (long)step;
+        int rc = read_slab(o, dset, dpath, rank, dims, s->begin + done, n, (uint8_t *)buf + (size_t)done * row);
+        if (rc != 0) return rc;
+        done += n;
+    }
     return 0;
 }
 

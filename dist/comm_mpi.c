@@ -65,9 +65,25 @@ static void gather_hosts(comm *c) {
     }
 }
 
+/* MPI_Init reads argv up to the NULL at argv[argc] (Open MPI joins it into a string), which
+ * an argument list built by a caller need not have (`dtrain sample gpt` appends its own
+ * keys): it is given a terminated copy, kept until MPI_Finalize as MPI may keep argv
+ * (volatile: a pointer only stored would be optimized away, and the copy called a leak).
+ * (scripts/sanitize.sh found the read past the list.) */
+static char **volatile g_mpi_argv;
+
 comm *comm_init(int *argc, char ***argv) {
     int inited = 0;
     MPI_Initialized(&inited);
+    if (!inited && argc && argv && *argv && *argc >= 0) {
+        char **copy = calloc((size_t)*argc + 1, sizeof *copy);
+        if (!copy) {
+            fprintf(stderr, "dtrain: out of memory before MPI_Init\n");
+            exit(3);
+        }
+        memcpy(copy, *argv, (size_t)*argc * sizeof *copy);
+        *argv = g_mpi_argv = copy;
+    }
     if (!inited && MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "dtrain: MPI_Init failed\n");
         exit(3);
@@ -110,7 +126,11 @@ void comm_finalize(comm *c) {
     free(c->hosts);
     free(c->node_list);
     free(c);
-    if (--g_comms == 0) MPI_Finalize();
+    if (--g_comms == 0) {
+        MPI_Finalize();
+        free(g_mpi_argv);
+        g_mpi_argv = NULL;
+    }
 }
 
 int comm_rank(const comm *c) { return c->rank; }

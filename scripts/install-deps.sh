@@ -7,8 +7,10 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
       libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev libcairo2-dev libjansson-dev
       fonts-dejavu-core libutf8proc-dev python3-venv python3-h5py
-      iproute2 nftables) # iproute2, nftables: the multi-host tests (tests/netns.sh) and their faults;
+      iproute2 nftables # iproute2, nftables: the multi-host tests (tests/netns.sh) and their faults;
       # python3-h5py: the hostile files of tests/it_hostile_ckpt.sh and tests/it_hostile_data.sh
+      clang-14 libclang-rt-14-dev) # clang-14 and its libFuzzer/ASan/UBSan runtimes (libclang_rt.*):
+      # scripts/fuzz.sh (tests/fuzz)
 [ "${1:-}" = --with-slurm ] && PKGS+=(slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${PKGS[@]}"; do

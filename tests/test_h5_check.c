@@ -130,6 +130,35 @@ Test(h5check, external_storage_and_oversized_chunks_are_refused) {
     cr_expect(strstr(err, "chunks of 536870912 bytes: expected at most 268435456") != NULL, "%s", err);
 }
 
+/* A chunk recorded at another size than its storage implies (HDF5 1.10 would copy the whole
+ * chunk out of a buffer of the recorded size): unfiltered and through Fletcher32, written
+ * raw with H5Dwrite_chunk as a crafted file would hold them; the true sizes pass. */
+static hid_t raw_chunks(const char *name, int fletcher, size_t first, size_t second) {
+    hsize_t dims[1] = {8}, chunk[1] = {4}, off0[1] = {0}, off1[1] = {4};
+    hid_t space = H5Screate_simple(1, dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    cr_assert_geq(H5Pset_chunk(dcpl, 1, chunk), 0);
+    if (fletcher) cr_assert_geq(H5Pset_fletcher32(dcpl), 0);
+    hid_t d = H5Dcreate2(file, name, H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    cr_assert_geq(d, 0);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    static const uint8_t bytes[16] = {1, 2, 3, 4, 5, 6, 7, 8};
+    cr_assert_geq(H5Dwrite_chunk(d, H5P_DEFAULT, 0, off0, first, bytes), 0);
+    cr_assert_geq(H5Dwrite_chunk(d, H5P_DEFAULT, 0, off1, second, bytes), 0);
+    return d;
+}
+
+Test(h5check, chunks_recorded_at_a_wrong_size_are_refused) {
+    char err[512];
+    cr_expect_eq(check(raw_chunks("/ok", 0, 4, 4), err, sizeof err), 0, "%s", err);
+    cr_expect_eq(check(raw_chunks("/ok32", 1, 8, 8), err, sizeof err), 0, "%s", err);
+    cr_expect_eq(check(raw_chunks("/short", 0, 4, 2), err, sizeof err), -1);
+    cr_expect(strstr(err, "x.h5: /d: a chunk at row 4 is stored in 2 bytes: expected 4 (the file is corrupt)"), "%s",
+              err);
+    cr_expect_eq(check(raw_chunks("/short32", 1, 3, 8), err, sizeof err), -1);
+    cr_expect(strstr(err, "a chunk at row 0 is stored in 3 bytes: expected 8"), "%s", err);
+}
+
 Test(h5check, products_never_wrap) {
     uint64_t out = 7;
     cr_expect_eq(ds_mul_u64(1ull << 32, 1ull << 31, &out), 0);

@@ -201,28 +201,28 @@ static void print_side(const char *dev, const char *unit, const gj_curve *c) {
            c->param_digest);
 }
 
-static int compare(const char *job, const char *device, const gj_opts *o, const char *curve) {
+static int compare_curves(const char *job, const char *device, const gj_opts *o, const char *curve, gj_curve *cpu,
+                          gj_curve *gpu) {
     const char *unit;
-    gj_curve cpu = {.steps = o->steps}, gpu = {.steps = o->steps};
     int cmp = !strcmp(device, "both");
     if (cmp && !cuda_usable()) return 2;
     if (cmp || !strcmp(device, "cpu")) {
-        int rc = cmp ? cpu_side_in_child(job, o, &cpu) : one_side(job, "cpu", o, &cpu);
+        int rc = cmp ? cpu_side_in_child(job, o, cpu) : one_side(job, "cpu", o, cpu);
         if (rc) return rc;
     }
     if (cmp || !strcmp(device, "cuda")) {
-        int rc = one_side(job, "cuda", o, &gpu);
+        int rc = one_side(job, "cuda", o, gpu);
         if (rc) return rc;
     }
     gj_job_known(job, &unit);
     printf("%s: %d steps, %s\n", job, o->steps, o->tiny ? "tiny shapes" : "the job's recipe");
     if (!cmp) {
-        const gj_curve *c = cpu.loss ? &cpu : &gpu;
-        print_side(cpu.loss ? "cpu" : "cuda", unit, c);
+        const gj_curve *c = cpu->loss ? cpu : gpu;
+        print_side(cpu->loss ? "cpu" : "cuda", unit, c);
         FILE *f = curve ? fopen(curve, "w") : NULL;
         if (curve && !f) fprintf(stderr, "gpu_jobs: %s: cannot write the curve\n", curve);
         if (f) {
-            fprintf(f, "step\t%s\n", cpu.loss ? "cpu" : "cuda");
+            fprintf(f, "step\t%s\n", cpu->loss ? "cpu" : "cuda");
             for (int k = 0; k < c->steps; k++) fprintf(f, "%d\t%.9g\n", k + 1, c->loss[k]);
             fclose(f);
         }
@@ -241,7 +241,7 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     double worst = 0;
     printf("  step      cpu loss     cuda loss   rel diff\n");
     for (int k = 0; k < o->steps; k++) {
-        double a = cpu.loss[k], b = gpu.loss[k], rel = fabs(b - a) / fmax(fabs(a), 1e-30);
+        double a = cpu->loss[k], b = gpu->loss[k], rel = fabs(b - a) / fmax(fabs(a), 1e-30);
         if (!isfinite(b) || !isfinite(a)) rel = INFINITY;
         if (k < tight && !(rel <= worst)) worst = rel, worst_k = k;
         if (k < tight && !(rel <= o->tol)) bad++;
@@ -261,7 +261,7 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     for (int w = 0; w < o->steps; w += o->window) {
         int n = o->steps - w < o->window ? o->steps - w : o->window;
         double ma = 0, mb = 0;
-        for (int k = w; k < w + n; k++) ma += cpu.loss[k], mb += gpu.loss[k];
+        for (int k = w; k < w + n; k++) ma += cpu->loss[k], mb += gpu->loss[k];
         ma /= n, mb /= n;
         double rel = fabs(mb - ma) / fmax(fabs(ma), 1e-30);
         if (!(rel <= o->window_tol)) wbad++;
@@ -270,12 +270,20 @@ static int compare(const char *job, const char *device, const gj_opts *o, const 
     }
     printf("  windows of %d steps: largest relative difference %.2e, tolerance %.0e: %s\n", o->window,
            wworst, o->window_tol, wbad ? "FAIL" : "ok");
-    print_side("cpu", unit, &cpu);
-    print_side("cuda", unit, &gpu);
+    print_side("cpu", unit, cpu);
+    print_side("cuda", unit, gpu);
     printf("%s %s: cuda against cpu over %d steps\n", bad || wbad ? "FAIL" : "ok  ", job, o->steps);
+    return bad || wbad ? 1 : 0;
+}
+
+/* The comparison, with the curves freed on every path (an early return left them behind:
+ * scripts/sanitize.sh). */
+static int compare(const char *job, const char *device, const gj_opts *o, const char *curve) {
+    gj_curve cpu = {.steps = o->steps}, gpu = {.steps = o->steps};
+    int rc = compare_curves(job, device, o, curve, &cpu, &gpu);
     free(cpu.loss);
     free(gpu.loss);
-    return bad || wbad ? 1 : 0;
+    return rc;
 }
 
 /* ---- the command line ----------------------------------------------------------------- */
