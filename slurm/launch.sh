@@ -73,6 +73,8 @@ dtrain_launch() {
     _dtrain_trapped=0 _dtrain_signals=
     trap '_dtrain_forward USR1' USR1
     trap '_dtrain_forward TERM' TERM
+    local t0
+    t0=$(date +%s)
     "${launch[@]}" "$bin" "$job" "$@" --out "$out" --threads "$threads" --resume auto "${extra[@]}" &
     _dtrain_pid=$!
 
@@ -89,6 +91,13 @@ dtrain_launch() {
 
     case $rc in
         0)
+            # srun can exit 0 when its tasks never started ("task 0 launch failed"): only a
+            # summary.json written by this start shows that dtrain ran to the end.
+            if [ ! -f "$out/summary.json" ] || [ "$(stat -c %Y "$out/summary.json")" -lt "$t0" ]; then
+                _dtrain_log "${launch[0]} exited 0 but dtrain wrote no $out/summary.json: the tasks did not" \
+                    "run to the end (see the ${launch[0]} lines above); not requeued"
+                return 1
+            fi
             _dtrain_log "dtrain finished: $out/summary.json"
             return 0
             ;;

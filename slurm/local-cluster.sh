@@ -53,6 +53,10 @@ CredType=cred/munge
 AuthInfo=socket=$SOCKET
 StateSaveLocation=$BASE/state
 SlurmdSpoolDir=$BASE/spool/%n
+# PMIx keeps per-step directories named only by uid, job and step id (spmix_appdir_0_1.0)
+# under TmpFS: in the shared /tmp, one left by a killed cluster makes every srun of job 1
+# in the next one fail to launch. A private TmpFS keeps clusters apart.
+TmpFS=$BASE/tmp
 SlurmctldPidFile=$BASE/run/slurmctld.pid
 SlurmdPidFile=$BASE/run/slurmd.pid
 SlurmctldLogFile=$BASE/log/slurmctld.log
@@ -131,7 +135,7 @@ cmd_start() {
 
     # A fresh state dir makes job ids restart at 1 and forgets old jobs.
     if [ "${KEEP_STATE:-0}" != 1 ]; then rm -rf "$BASE/state" "$BASE/spool"; fi
-    mkdir -p "$BASE"/{etc,munge,state,spool/$NODE,run,log}
+    mkdir -p "$BASE"/{etc,munge,state,spool/$NODE,run,log,tmp}
     : > "$PIDS"
     write_conf
     export SLURM_CONF=$CONF

@@ -6,7 +6,8 @@
 #      limit: it checkpoints, exits 75 and requeues itself; released from Slurm's 2-minute
 #      hold, it resumes from the checkpoint and ends with parameters and Adam state identical,
 #      to the bit, to an uninterrupted run of the same config started with plain mpirun;
-#   3. slurm/train-multinode.sbatch squeezed onto the one node, launched with mpirun.
+#   3. slurm/train-multinode.sbatch squeezed onto the one node, launched with mpirun;
+#   4. a job whose srun tasks never launch (srun exits 0 then): FAILED, not COMPLETED.
 # Without Slurm (or with the ports taken by another cluster) it prints SKIP and passes,
 # unless DTRAIN_REQUIRE_SLURM=1, where that is a failure.
 source "$(dirname "$0")/lib.sh"
@@ -81,6 +82,8 @@ job_failed() {
     scontrol show job "$1" >&2 || true
     echo "---- slurmctld.log" >&2
     tail -n 20 "$SLURM_BASE/log/slurmctld.log" >&2 || true
+    echo "---- slurmd.log" >&2
+    tail -n 20 "$SLURM_BASE/log/slurmd.log" >&2 || true
     fail "job $1: $2"
 }
 
@@ -179,5 +182,20 @@ state=$(job_field "$jid" JobState)
 grep -q "launcher mpirun" multi-"$jid".out || job_failed "$jid" "dtrain was not started by mpirun"
 [ "$(json_num "$WORK/runs/multi-$jid/summary.json" world_size)" = 2 ] || job_failed "$jid" "world size is not 2"
 ok "job $jid (train-multinode.sbatch on 1 node, 2 tasks via mpirun): COMPLETED ($((SECONDS - t)) s)"
+
+# ---- 4. a step that never starts fails the job ------------------------------------------------
+# A per-step PMIx directory left behind by a killed run (what once broke this test from /tmp)
+# makes srun's launch fail while srun itself exits 0: the job script must not call that a
+# finished run. The next job id follows the last one; the directory is made in its name.
+t=$SECONDS
+next=$((jid + 1))
+mkdir -p "$SLURM_BASE/tmp/spmix_appdir_$(id -u)_$next.0"/{0,1}
+jid=$(submit train-1node.sbatch "${ALLOC[@]}" --job-name=nolaunch)
+[ "$jid" = "$next" ] || fail "job id $jid, expected $next"
+wait_gone "$jid" 60
+state=$(job_field "$jid" JobState)
+[ "$state" = FAILED ] || job_failed "$jid" "a step that never launched ended $state, not FAILED"
+grep -q "srun exited 0 but dtrain wrote no" nolaunch-"$jid".out || job_failed "$jid" "no line on the failed launch"
+ok "job $jid: srun's tasks never launched (srun exit 0) → FAILED, exit $(job_field "$jid" ExitCode) ($((SECONDS - t)) s)"
 
 echo "total $((SECONDS - T0)) s"

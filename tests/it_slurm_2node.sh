@@ -26,7 +26,7 @@ DATA=$(mnist_h5)
 net_up 2
 T0=$SECONDS
 BASE=$TMP/slurm
-mkdir -p "$BASE"/{etc,state,spool,run,log,pmix/node1,pmix/node2}
+mkdir -p "$BASE"/{etc,state,spool,run,log,tmp,pmix/node1,pmix/node2}
 # auth/none and cred/none: no munge key to share between the two nodes of a throwaway test
 # cluster (a real one uses munge). Each node gets its own directory for PMIx's client files,
 # as it would have its own /tmp; here both share the machine's.
@@ -42,6 +42,7 @@ AuthType=auth/none
 CredType=cred/none
 StateSaveLocation=$BASE/state
 SlurmdSpoolDir=$BASE/spool/%n
+TmpFS=$BASE/tmp
 SlurmctldPidFile=$BASE/run/slurmctld.pid
 SlurmdPidFile=$BASE/run/slurmd-%n.pid
 SlurmctldLogFile=$BASE/log/slurmctld.log
