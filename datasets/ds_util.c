@@ -1,29 +1,15 @@
-/* ds_util.c: error formatting, HDF5 error-stack handling, attributes and atomic file
+/* ds_util.c: HDF5 error-stack handling, attributes and atomic file
  * replacement for datasets/. */
 #include "ds_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int ds_fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-        /* one line, whatever a file name or an HDF5 message contained */
-        for (char *p = err; *p; p++)
-            if (*p == '\n' || *p == '\r') *p = ' ';
-    }
-    return -1;
-}
 
 void h5_quiet_begin(h5_quiet *q) {
     q->func = NULL;

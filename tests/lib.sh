@@ -11,27 +11,21 @@ trap 'rm -rf "$TMP"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
 
-# The shipped MNIST subset as HDF5, converted once per build tree.
-mnist_h5() {
-    local f=$BIN/test-data/mnist.h5
+# prepared_h5 NAME PREPARE_ARGS...: $BIN/test-data/NAME, made once per build tree by
+# `dtrain prepare PREPARE_ARGS... --out` (written aside, then renamed); prints its path
+prepared_h5() {
+    local f=$BIN/test-data/$1
+    shift
     if [ ! -f "$f" ]; then
         mkdir -p "$BIN/test-data"
-        "$DTRAIN" prepare mnist --idx "$SRC/data/mnist" --out "$f.$$" >/dev/null
+        "$DTRAIN" prepare "$@" --out "$f.$$" > /dev/null
         mv "$f.$$" "$f"
     fi
     echo "$f"
 }
-
-# The shipped Shakespeare as character tokens (HDF5), converted once per build tree.
-shakespeare_h5() {
-    local f=$BIN/test-data/tinyshakespeare.h5
-    if [ ! -f "$f" ]; then
-        mkdir -p "$BIN/test-data"
-        "$DTRAIN" prepare text --in "$SRC/data/tinyshakespeare.txt" --out "$f.$$" > /dev/null
-        mv "$f.$$" "$f"
-    fi
-    echo "$f"
-}
+# The shipped MNIST subset as HDF5; the shipped Shakespeare as character tokens.
+mnist_h5() { prepared_h5 mnist.h5 mnist --idx "$SRC/data/mnist"; }
+shakespeare_h5() { prepared_h5 tinyshakespeare.h5 text --in "$SRC/data/tinyshakespeare.txt"; }
 
 # json_num FILE KEY: the number stored under KEY in a one-object JSON file
 json_num() {

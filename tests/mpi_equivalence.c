@@ -15,27 +15,15 @@
 #include <string.h>
 
 #include "classify/classify.h"
+#include "dump_file.h"
 #include "image_shard.h"
 #include "rng.h"
 #include "trainer.h"
 #include "util.h"
 
-static float *read_params(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) DIE("%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    float *p = xmalloc((size_t)bytes);
-    if (fread(p, 1, (size_t)bytes, f) != (size_t)bytes) DIE("%s: short read", path);
-    fclose(f);
-    *n = (size_t)bytes / sizeof(float);
-    return p;
-}
-
 static int compare(const char *a, const char *b, double tol) {
     size_t na, nb;
-    float *pa = read_params(a, &na), *pb = read_params(b, &nb);
+    float *pa = dump_read(a, &na), *pb = dump_read(b, &nb);
     if (na != nb) {
         printf("FAIL: %s has %zu floats, %s has %zu\n", a, na, b, nb);
         return 1;
@@ -60,21 +48,9 @@ static int compare(const char *a, const char *b, double tol) {
     return 0;
 }
 
-/* strips "--name VALUE" from argv; returns VALUE or NULL */
-static const char *take(int *argc, char **argv, const char *name) {
-    for (int i = 1; i + 1 < *argc; i++)
-        if (strcmp(argv[i], name) == 0) {
-            const char *v = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (size_t)(*argc - i - 2) * sizeof *argv);
-            *argc -= 2;
-            return v;
-        }
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--compare") == 0) return compare(argv[2], argv[3], atof(argv[4]));
-    const char *steps_s = take(&argc, argv, "--steps"), *dump = take(&argc, argv, "--dump");
+    const char *steps_s = take_arg(&argc, argv, "--steps"), *dump = take_arg(&argc, argv, "--dump");
     if (!steps_s || !dump) DIE("usage: mpi_equivalence --steps K --dump FILE [--key value ...]");
     long steps = atol(steps_s);
 

@@ -23,23 +23,10 @@
 #include "gpt/gpt.h"
 #include "grad_reduce.h"
 #include "device.h"
+#include "dump_file.h"
 #include "kernels.h"
 #include "trainer.h"
 #include "util.h"
-
-static float *read_floats(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) DIE("%s: cannot open", path);
-    fseek(f, 0, SEEK_END);
-    long bytes = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (bytes < (long)sizeof(float) || bytes % (long)sizeof(float)) DIE("%s: %ld bytes, not floats", path, bytes);
-    float *p = xmalloc((size_t)bytes);
-    if (fread(p, 1, (size_t)bytes, f) != (size_t)bytes) DIE("%s: short read", path);
-    fclose(f);
-    *n = (size_t)bytes / sizeof(float);
-    return p;
-}
 
 /* |a - b|_inf / |b|_inf over n floats (the absolute difference when b is all zeros) */
 static double rel_inf(const float *a, const float *b, size_t n) {
@@ -54,7 +41,7 @@ static double rel_inf(const float *a, const float *b, size_t n) {
 
 static int compare(const char *pa, const char *pb, double tol) {
     size_t na, nb;
-    float *a = read_floats(pa, &na), *b = read_floats(pb, &nb);
+    float *a = dump_read(pa, &na), *b = dump_read(pb, &nb);
     if (na != nb || na % 2 != 1) {
         printf("FAIL: %s holds %zu floats, %s %zu (expected 1 + 2 x nfloats each)\n", pa, na, pb, nb);
         return 1;
@@ -71,25 +58,13 @@ static int compare(const char *pa, const char *pb, double tol) {
     return ok ? 0 : 1;
 }
 
-/* strips "--name VALUE" from argv; returns VALUE or NULL */
-static const char *take(int *argc, char **argv, const char *name) {
-    for (int i = 1; i + 1 < *argc; i++)
-        if (strcmp(argv[i], name) == 0) {
-            const char *v = argv[i + 1];
-            memmove(argv + i, argv + i + 2, (size_t)(*argc - i - 2) * sizeof *argv);
-            *argc -= 2;
-            return v;
-        }
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--compare") == 0) return compare(argv[2], argv[3], atof(argv[4]));
     static const job *const jobs[] = {&classify_job, &gpt_job, &diffusion_job};
     const job *j = NULL;
     for (size_t i = 0; argc > 1 && i < sizeof jobs / sizeof *jobs; i++)
         if (strcmp(argv[1], jobs[i]->name) == 0) j = jobs[i];
-    const char *dump = take(&argc, argv, "--dump");
+    const char *dump = take_arg(&argc, argv, "--dump");
     if (!j || !dump) DIE("usage: one_step classify|gpt|diffusion --dump FILE [--key value ...]");
     argc--, argv++; /* argv[0] = the job's name, as trainer_setup expects */
 

@@ -1,6 +1,5 @@
-/* ds_fail.c: datasets/ds_util.c's ds_fail, the one helper of that file datasets/mnist_idx.c
- * calls, for bench/gpu_check's standalone build (ds_util.c itself needs HDF5). The same
- * behaviour: a one-line message in err, -1 returned. */
+/* ds_fail.c: the datasets' one-line error messages (declared in ds_util.h). A file of its
+ * own, without HDF5, so that bench/gpu_check's standalone build links it with mnist_idx.c. */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -12,6 +11,7 @@ int ds_fail(char *err, size_t errlen, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err, errlen, fmt, ap);
         va_end(ap);
+        /* one line, whatever a file name or an HDF5 message contained */
         for (char *p = err; *p; p++)
             if (*p == '\n' || *p == '\r') *p = ' ';
     }
