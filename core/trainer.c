@@ -100,6 +100,8 @@ int trainer_setup(trainer *t, const job *j, int argc, char **argv) {
     if ((rc = run_dir_check_fresh_start(t)) != 0) return rc;
     const char *stop_at = getenv("DTRAIN_TEST_STOP_AT_STEP");
     t->test_stop_at = stop_at ? atol(stop_at) : -1;
+    const char *freeze_at = getenv("DTRAIN_TEST_FREEZE_AT_STEP");
+    t->test_freeze_at = freeze_at ? atol(freeze_at) : -1;
     rng_seed(&t->rng, (uint64_t)config_int(&t->cfg, "seed"), (uint64_t)t->rank);
     install_signal_handlers();
 
@@ -200,7 +202,9 @@ static step_flags agree(trainer *t, float local_loss) {
     /* the test hook behaves exactly like a signal that arrives during step test_stop_at */
     int stop = g_stop_signal != 0 || (t->test_stop_at > 0 && t->step == t->test_stop_at);
     double v[3] = {local_loss, !isfinite(local_loss) || !isfinite(t->grad_norm), stop};
-    comm_allreduce_sum_f64(t->comm, v, 3);
+    /* the test hook: a rank that hangs (or whose host is cut off) right here */
+    if (t->test_freeze_at > 0 && t->step == t->test_freeze_at && t->rank == t->world - 1) raise(SIGSTOP);
+    comm_step_sum_f64(t->comm, v, 3);
     step_flags f = {v[0] / t->world, v[1] > 0, v[2] > 0};
     return f;
 }

@@ -59,6 +59,8 @@ typedef struct trainer {
     int resume_world;
     char resume_path[4096]; /* the checkpoint resumed from, for the job's messages about its state */
     long test_stop_at;  /* DTRAIN_TEST_STOP_AT_STEP: act as if stopped by a signal there */
+    long test_freeze_at; /* DTRAIN_TEST_FREEZE_AT_STEP: the last rank freezes there (SIGSTOP)
+                          * between the gradient all-reduce and the step's agreement */
     struct {
         char group[32];
         float *data;    /* model.nfloats floats, laid out like the parameters, backend memory */

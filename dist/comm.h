@@ -21,13 +21,18 @@ int comm_nodes(const comm *c);       /* number of distinct nodes in the world */
 /* the distinct host names, comma-separated, in rank order ("node1,node2"); past 8, ",..." */
 const char *comm_node_list(const comm *c);
 const char *comm_host_of(const comm *c, int rank);
-/* Deadline of the gradient all-reduce, in seconds (0 = none, the default). Past it, or on
- * an MPI error inside it, the ranks still running find out which peers no longer answer,
- * and the job ends with a message naming them and their hosts (exit 3). */
+/* Deadline of the gradient all-reduce and of the step's agreement that follows it
+ * (comm_step_sum_f64), in seconds (0 = none, the default). Past it, or on an MPI error
+ * inside either, the ranks still running find out which peers no longer answer, and the
+ * job ends with a message naming them and their hosts (exit 3). The other collectives have
+ * no deadline: they may wait for rank 0 writing a checkpoint, whose length is unbounded. */
 void comm_set_timeout(comm *c, double seconds);
 
 /* buf[n] <- mean over ranks of buf[n] (sum then scale by 1/world) */
 void comm_allreduce_mean_f32(comm *c, float *buf, size_t n);
+/* buf[n] <- sum over ranks, under the deadline: for the small all-reduce each step makes
+ * right after the gradient all-reduce, which every healthy rank reaches within a step */
+void comm_step_sum_f64(comm *c, double *buf, size_t n);
 void comm_allreduce_sum_f64(comm *c, double *buf, size_t n);
 void comm_allreduce_sum_i64(comm *c, int64_t *buf, size_t n);
 void comm_allreduce_max_i32(comm *c, int32_t *buf, size_t n);

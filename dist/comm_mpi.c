@@ -222,26 +222,34 @@ static void wait_collective(comm *c, MPI_Request *req, const char *what) {
 /* MPI counts are int: large buffers go in pieces of at most 1 Gi elements. */
 #define CHUNK ((size_t)1 << 30)
 
+/* In-place sum of cnt elements over the ranks, under the deadline when one is set. */
+static void allreduce_sum(comm *c, void *buf, int cnt, MPI_Datatype type, const char *what) {
+    if (c->timeout_s > 0) {
+        MPI_Request req;
+        MPI_CHECK(c, MPI_Iallreduce(MPI_IN_PLACE, buf, cnt, type, MPI_SUM, MPI_COMM_WORLD, &req));
+        wait_collective(c, &req, what);
+    } else {
+        MPI_CHECK(c, MPI_Allreduce(MPI_IN_PLACE, buf, cnt, type, MPI_SUM, MPI_COMM_WORLD));
+    }
+}
+
 void comm_allreduce_mean_f32(comm *c, float *buf, size_t n) {
     if (c->world == 1) return;
     double t0 = now_s();
     for (size_t off = 0; off < n; off += CHUNK) {
         int cnt = (int)(n - off < CHUNK ? n - off : CHUNK);
-        if (c->timeout_s > 0) {
-            MPI_Request req;
-            MPI_CHECK(c, MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM,
-                                        MPI_COMM_WORLD, &req));
-            wait_collective(c, &req, "the gradient all-reduce");
-        } else {
-            MPI_CHECK(c, MPI_Allreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM,
-                                       MPI_COMM_WORLD));
-        }
+        allreduce_sum(c, buf + off, cnt, MPI_FLOAT, "the gradient all-reduce");
     }
     float inv = 1.0f / (float)c->world;
     for (size_t i = 0; i < n; i++) buf[i] *= inv;
     c->grad_calls++;
     c->grad_s += now_s() - t0;
     c->grad_floats = n;
+}
+
+void comm_step_sum_f64(comm *c, double *buf, size_t n) {
+    if (c->world == 1) return;
+    allreduce_sum(c, buf, (int)n, MPI_DOUBLE, "the step's agreement (loss, NaN check, stop)");
 }
 
 void comm_allreduce_sum_f64(comm *c, double *buf, size_t n) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Faults, each for real: preemption signals, kill -9 inside a checkpoint write, a rank that
-# dies, a loss that turns NaN, and a checkpoint directory that is full or read-only.
+# dies, a rank that hangs, a loss that turns NaN, and a checkpoint directory that is full or read-only.
 source "$(dirname "$0")/lib.sh"
 DATA=$(mnist_h5)
 common=(--data "$DATA" --model lenet --threads 1)
@@ -61,6 +61,20 @@ grep -Eq "rank [01]" "$dir.log" || { cat "$dir.log"; fail "the message does not 
 grep -q "resumed from .*ckpt-00000125.h5" "$dir.log2" || fail "did not resume after the rank death"
 same_state "$TMP/straight/checkpoints/$last" "$dir/checkpoints/$last" || fail "run after the rank death differs"
 ok "rank death: down in $(( $(date +%s) - t0 )) s with '$(grep -Em1 'rank [01]' "$dir.log" | cut -c1-90)', resumed"
+
+# 3b. a rank that hangs between the gradient all-reduce and the step's agreement (the hook
+#     SIGSTOPs the last rank there): the agreement has the same deadline, so rank 0 ends
+#     the job, naming rank 1, instead of waiting until TCP gives up (forever, on one host)
+dir=$TMP/freeze
+t0=$(date +%s)
+rc=0
+DTRAIN_TEST_FREEZE_AT_STEP=30 timeout 120 "${MPIRUN[@]}" -x DTRAIN_TEST_FREEZE_AT_STEP -np 2 "$DTRAIN" classify \
+    "${common[@]}" --epochs 1 --comm_timeout 2 --out "$dir" > "$dir.log" 2>&1 || rc=$?
+[ $rc -ne 124 ] || { cat "$dir.log"; fail "a rank frozen before the step's agreement hung the job"; }
+msg=$(grep -m1 "rank 0/2: .*the step's agreement .* did not complete within comm_timeout = 2 s; no answer from rank 1" \
+    "$dir.log") || { cat "$dir.log"; fail "frozen rank (exit $rc): no message naming rank 1"; }
+[ $rc -eq 3 ] || { cat "$dir.log"; fail "frozen rank: exit $rc, expected 3"; }
+ok "a rank frozen before the step's agreement: exit 3 in $(( $(date +%s) - t0 )) s, '${msg#dtrain: }'"
 
 # 4. the loss becomes NaN: stop with the step, exit 4, no checkpoint written
 dir=$TMP/nan

@@ -80,9 +80,12 @@ net_up() {
         ip -n "$ns" link set eth0 up
         ip -n "$sw" link set p$i master br0
         ip -n "$sw" link set p$i up
-        # A dead link is given up after ~12 s of retransmits instead of the default ~15 min
-        # (tcp_retries2 = 15): Open MPI's daemons then notice a lost host within a bound.
-        ip netns exec "$ns" sysctl -q -w net.ipv4.tcp_retries2=5
+        # A dead link is given up after ~25 s of retransmits instead of the default ~15 min
+        # (tcp_retries2 = 15): Open MPI's daemons then notice a lost host within a bound. Not
+        # less: a rank with data in flight to a lost host must hear of it from dtrain's own
+        # deadline (it_net_linkdown: comm_timeout 10 s + a probe of 2.5 s) before TCP's
+        # "Connection timed out" makes Open MPI end the job with a message naming no one.
+        ip netns exec "$ns" sysctl -q -w net.ipv4.tcp_retries2=6
     done
     # Each host runs a launcher agent that mpirun calls like ssh: `agent HOST command...`
     cat > "$TMP/agent" << EOF
